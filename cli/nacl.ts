@@ -1,0 +1,60 @@
+import { Command, CommanderError, Option } from 'commander';
+import { COMPILER_VERSION } from '../compiler/version.ts';
+import { UsageError } from './io.ts';
+
+/*
+ * The `nacl` command (cli.md). Thin: each subcommand parses its flags and
+ * calls the library; the modules behind a subcommand are loaded only when it
+ * runs, so `nacl check` does not pay for the runtime.
+ */
+
+type Action = (...args: never[]) => number | Promise<number>;
+
+function run(load: () => Promise<Action>) {
+  return async (...args: unknown[]) => {
+    const action = await load();
+    process.exitCode = await (action as (...a: unknown[]) => number | Promise<number>)(...args);
+  };
+}
+
+const program = new Command('nacl')
+  .description('Compile and run network appliances described in the NaCl language')
+  .version(COMPILER_VERSION, '-V, --version')
+  .showHelpAfterError('(run nacl help for usage)')
+  .exitOverride();
+
+program
+  .command('check')
+  .description('parse and validate NaCl configs; print every diagnostic')
+  .argument('<file...>', 'config files')
+  .addOption(new Option('--format <format>', 'diagnostic output: text (stderr), json or sarif (stdout)').default('text'))
+  .action(run(async () => (await import('./commands/check.ts')).runCheck));
+
+program
+  .command('fmt')
+  .description('print the canonical formatting of each file')
+  .argument('<file...>', 'config files')
+  .option('--write', 'rewrite the files in place')
+  .option('--check', 'print nothing; exit 1 if any file is not formatted')
+  .action(run(async () => (await import('./commands/fmt.ts')).runFmt));
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; every other commander error is a usage error.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`nacl: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`nacl: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 70;
+  }
+}
+
+await main();
