@@ -67,8 +67,8 @@ export class CstToAst {
     if (parts.length === 0 || parts.length !== dots.length + 1) return undefined;
     const ordered = [...tokens(node, 'Identifier'), ...dots].filter(real).sort((a, b) => a.startOffset - b.startOffset);
     for (let i = 1; i < ordered.length; i++) {
-      if (ordered[i]!.startOffset !== ordered[i - 1]!.endOffset! + 1) {
-        const span = this.lines.span(ordered[0]!.startOffset, ordered[ordered.length - 1]!.endOffset! + 1);
+      if (ordered[i]!.startOffset !== tokenEnd(ordered[i - 1]!)) {
+        const span = this.lines.span(ordered[0]!.startOffset, tokenEnd(ordered[ordered.length - 1]!));
         const text = parts.map((p) => p.text).join('.');
         this.diagnostics.push(
           diagnostic('E109', span, `whitespace inside the dotted name ${text}`, { help: `write ${text} without spaces` }),
@@ -404,7 +404,7 @@ export class CstToAst {
   }
 
   tokenSpan(t: IToken): Span {
-    return this.lines.span(t.startOffset, t.endOffset! + 1);
+    return this.lines.span(t.startOffset, tokenEnd(t));
   }
 
   private nodeSpan(node: CstNode): Span | undefined {
@@ -412,7 +412,7 @@ export class CstToAst {
     if (!loc || Number.isNaN(loc.startOffset) || loc.endOffset === undefined || Number.isNaN(loc.endOffset)) {
       const ts = allTokens(node).filter(real);
       if (ts.length === 0) return undefined;
-      return this.lines.span(ts[0]!.startOffset, ts[ts.length - 1]!.endOffset! + 1);
+      return this.lines.span(ts[0]!.startOffset, tokenEnd(ts[ts.length - 1]!));
     }
     return this.lines.span(loc.startOffset, loc.endOffset + 1);
   }
@@ -424,7 +424,15 @@ function isDefined<T>(x: T | undefined): x is T {
 
 /** Tokens inserted by error recovery have no position. */
 function real(t: IToken): boolean {
-  return !t.isInsertedInRecovery && !Number.isNaN(t.startOffset) && t.endOffset !== undefined && !Number.isNaN(t.endOffset);
+  return !t.isInsertedInRecovery && !Number.isNaN(t.startOffset);
+}
+
+/**
+ * Just past a token's last character. The lexer tracks offsets only (the
+ * LineMap computes lines), so tokens carry no endOffset of their own.
+ */
+export function tokenEnd(t: IToken): number {
+  return t.startOffset + t.image.length;
 }
 
 function children(node: CstNode, key: string): CstElement[] {

@@ -1,6 +1,6 @@
 import type { IRecognitionException, IToken, TokenType } from 'chevrotain';
 import type { Comment, Program } from './ast.ts';
-import { CstToAst } from './cst-to-ast.ts';
+import { CstToAst, tokenEnd } from './cst-to-ast.ts';
 import { naclParser } from './parser.ts';
 import { LineMap, type Span } from './span.ts';
 import { naclLexer } from './tokens.ts';
@@ -84,7 +84,7 @@ function adjacentNumbers(tokens: IToken[], lines: LineMap, diagnostics: Diagnost
     if (a.tokenType.name === 'Integer' && b.tokenType.name === 'Integer') {
       seen.add(b);
       diagnostics.push(
-        diagnostic('E107', lines.span(a.startOffset, b.endOffset! + 1), `two numbers without an operator: ${a.image} ${b.image}`, {
+        diagnostic('E107', lines.span(a.startOffset, tokenEnd(b)), `two numbers without an operator: ${a.image} ${b.image}`, {
           help: 'separate list items with commas; a number cannot contain spaces',
         }),
       );
@@ -100,7 +100,7 @@ function adjacentColons(tokens: IToken[], lines: LineMap, diagnostics: Diagnosti
     const b = tokens[i]!;
     if (a.tokenType.name === 'Colon' && b.tokenType.name === 'Colon') {
       diagnostics.push(
-        diagnostic('E109', lines.span(a.startOffset, b.endOffset! + 1), 'whitespace inside "::"', { help: 'write Type::Subtype without spaces' }),
+        diagnostic('E109', lines.span(a.startOffset, tokenEnd(b)), 'whitespace inside "::"', { help: 'write Type::Subtype without spaces' }),
       );
     }
   }
@@ -109,7 +109,7 @@ function adjacentColons(tokens: IToken[], lines: LineMap, diagnostics: Diagnosti
 function syntaxError(e: IRecognitionException, lines: LineMap, textLength: number): Diagnostic {
   const t = e.token;
   const atEnd = t.tokenType?.name === 'EOF' || Number.isNaN(t.startOffset);
-  const span: Span = atEnd ? lines.span(textLength, textLength) : lines.span(t.startOffset, t.endOffset! + 1);
+  const span: Span = atEnd ? lines.span(textLength, textLength) : lines.span(t.startOffset, tokenEnd(t));
   const found = atEnd ? 'the end of the file' : `'${t.image}'`;
   let help: string | undefined;
   if (!atEnd && RESERVED.has(t.image)) help = `'${t.image}' is a reserved word and cannot be used as a name or key`;
