@@ -25,7 +25,7 @@ const program = new Command('nacl')
 
 program
   .command('check')
-  .description('parse and validate NaCl configs; print every diagnostic')
+  .description('parse and fully validate configs (.nacl, or the YAML form in .yaml/.yml); print every diagnostic')
   .argument('<file...>', 'config files')
   .addOption(new Option('--format <format>', 'diagnostic output: text (stderr), json or sarif (stdout)').default('text'))
   .action(run(async () => (await import('./commands/check.ts')).runCheck));
@@ -37,6 +37,28 @@ program
   .option('--write', 'rewrite the files in place')
   .option('--check', 'print nothing; exit 1 if any file is not formatted')
   .action(run(async () => (await import('./commands/fmt.ts')).runFmt));
+
+program
+  .command('build')
+  .description('compile a config; --emit ir prints the IR (JSON) on stdout')
+  .argument('<file>', 'config file')
+  .option('-o, --output <image>', 'image file to write (default ./<basename>.nimg)')
+  .addOption(new Option('--emit <what>', 'print instead of writing an image: ir'))
+  .action(run(async () => (await import('./commands/build.ts')).runBuild));
+
+program
+  .command('graph')
+  .description('print the topology: NICs, Ifaces, VLANs, chains, routes, load balancer')
+  .argument('<file>', 'config file')
+  .addOption(new Option('--format <format>', 'dot (graphviz) or mermaid').default('dot'))
+  .action(run(async () => (await import('./commands/graph.ts')).runGraph));
+
+program
+  .command('convert')
+  .description('print a .nacl file in the YAML form (function bodies stay NaCl text)')
+  .argument('<file>', 'config file')
+  .addOption(new Option('--to <form>', 'target form: yaml').default('yaml'))
+  .action(run(async () => (await import('./commands/convert.ts')).runConvert));
 
 async function main(): Promise<void> {
   try {

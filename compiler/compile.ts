@@ -17,6 +17,7 @@ import { lowerToIr } from './lower.ts';
 import { applyAssignments, treeOf, UNTYPED_POLICY, type MemberPolicy, type MObject } from './members.ts';
 import { bind, type Element, type Namespace, type TypedElement } from './namespace.ts';
 import { Resolver } from './resolve.ts';
+import { isYamlFile, yamlToProgram } from './yaml-config.ts';
 
 /*
  * The semantic compiler: AST in, diagnostics and IR out (architecture.md).
@@ -47,7 +48,7 @@ export interface Analysis {
 }
 
 export function compileSource(text: string, file: string): CompileResult {
-  const parsed = parseNacl(text, file);
+  const parsed = isYamlFile(file) ? yamlToProgram(text, file) : parseNacl(text, file);
   const diagnostics = [...parsed.diagnostics];
   if (hasErrors(diagnostics)) return { diagnostics: sortDiagnostics(diagnostics), ir: null, lines: parsed.lines, program: parsed.program };
   let ir: Ir | null = null;
@@ -156,7 +157,7 @@ export function analyze(program: A.Program, diagnostics: Diagnostic[]): Analysis
         break;
       }
       case 'gateway':
-        gateway = validateGateway(element, element.decl.value.kind === 'List' ? undefined : tree, ctx) ?? null;
+        gateway = validateGateway(element, element.decl.value.kind === 'Object' ? tree : undefined, ctx) ?? null;
         break;
       case 'conntrack':
         conntrack = validateConntrack(element, tree, ctx) ?? { ...DEFAULT_CONNTRACK, element };

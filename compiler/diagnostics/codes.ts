@@ -18,6 +18,9 @@ export const CODES = {
   E110: { severity: 'error', title: 'unknown escape in a string' },
   E111: { severity: 'error', title: 'unterminated string' },
   E112: { severity: 'error', title: 'IPv6 is not supported' },
+  // the YAML form
+  E120: { severity: 'error', title: 'invalid YAML' },
+  E121: { severity: 'error', title: 'YAML config does not match the schema' },
   // 9.3 declarations and the namespace
   E201: { severity: 'error', title: 'top-level function has no name' },
   E202: { severity: 'error', title: 'element already defined' },

@@ -67,6 +67,11 @@ export class ElementContext {
   }
 
   boolean(entry: MEntry, code: DiagnosticCode, what: string): boolean | undefined {
+    const word = bareWord(entry.value);
+    if (word !== undefined && !this.namespace.elements.has(word)) {
+      // `masquerade: yes` is a wrong boolean, not an undefined name.
+      return this.report(code, spanOf(entry), `${what} must be true or false, not ${word}`);
+    }
     const r = this.resolve(entry.value);
     if (!r) return undefined;
     if (r.kind !== 'boolean') return this.report(code, spanOf(entry), `${what} must be true or false, not ${describe(r)}`);
