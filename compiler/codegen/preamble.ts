@@ -1,0 +1,66 @@
+/*
+ * Helpers every generated module starts with (plain ES2020, no imports: the
+ * module runs in a bare node:vm context). Set structures are built once at
+ * load time from range lists, so the generated text stays small.
+ */
+export const PREAMBLE = String.raw`
+  const ipText = (n) => (n >>> 24) + '.' + ((n >>> 16) & 255) + '.' + ((n >>> 8) & 255) + '.' + (n & 255);
+  // A bit per value of a field of at most 16 bits.
+  function bitmapOf(size, ranges) {
+    const bm = new Uint8Array((size + 7) >>> 3);
+    for (let i = 0; i < ranges.length; i += 2) for (let v = ranges[i]; v <= ranges[i + 1]; v++) bm[v >>> 3] |= 1 << (v & 7);
+    return bm;
+  }
+  // Sorted, merged [lo, hi] pairs; binary search for the last lo <= x.
+  function inRanges(r, x) {
+    let lo = 0, hi = (r.length >>> 1) - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (r[mid << 1] <= x) lo = mid + 1; else hi = mid - 1;
+    }
+    return hi >= 0 && x <= r[(hi << 1) + 1];
+  }
+  // A stride-16 prefix structure for large address sets: the top 16 bits pick
+  // a bucket that is wholly in (-2), wholly out (-1), or a short range list.
+  function trieOf(ranges) {
+    const index = new Int32Array(65536).fill(-1);
+    const lists = [];
+    for (let i = 0; i < ranges.length; i += 2) {
+      const lo = ranges[i], hi = ranges[i + 1];
+      for (let top = lo >>> 16; top <= hi >>> 16; top++) {
+        const bLo = top * 65536, bHi = bLo + 65535;
+        if (lo <= bLo && hi >= bHi) { index[top] = -2; continue; }
+        if (index[top] === -2) continue;
+        if (index[top] === -1) { index[top] = lists.length; lists.push([]); }
+        lists[index[top]].push(Math.max(lo, bLo), Math.min(hi, bHi));
+      }
+    }
+    return { index, lists: lists.map((l) => Uint32Array.from(l)) };
+  }
+  function inTrie(t, x) {
+    const k = t.index[x >>> 16];
+    return k === -2 || (k >= 0 && inRanges(t.lists[k], x));
+  }
+  // First-match classifier over a decision tree (see compiler/codegen/classifier.ts).
+  function classify(c, v) {
+    let node = 0;
+    for (;;) {
+      const field = c.nodeField[node];
+      if (field < 0) break;
+      const cuts = c.cuts[node];
+      let lo = 0, hi = cuts.length - 1;
+      const x = v[field];
+      while (lo <= hi) { const mid = (lo + hi) >>> 1; if (cuts[mid] <= x) lo = mid + 1; else hi = mid - 1; }
+      node = c.children[node][hi + 1];
+    }
+    const rules = c.leafRules[node];
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i];
+      const tests = c.ruleTests[r];
+      let ok = true;
+      for (let t = 0; t < tests.length && ok; t += 2) ok = inRanges(tests[t + 1], v[tests[t]]);
+      if (ok) return r;
+    }
+    return -1;
+  }
+`;

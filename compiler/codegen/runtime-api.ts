@@ -1,0 +1,60 @@
+/*
+ * The contract between generated code and the runtime that calls it
+ * (architecture.md: "a filter chain is a list of functions (packet, stack,
+ * ctEntry) -> verdict").
+ */
+
+/** What a generated function reads: the IPv4 datagram inside a buffer. */
+export interface PacketView {
+  bytes: Uint8Array;
+  /** Offset of the IPv4 header. */
+  l3: number;
+  /** Offset of the TCP/UDP/ICMP header. */
+  l4: number;
+  /** End of the IP datagram. */
+  end: number;
+}
+
+/** Per-call state a generated function writes: which rule decided. */
+export interface FunctionState {
+  /** Index into the module's `rules` of the rule that decided; -1 = none (fell off the end); -2 = no conntrack entry. */
+  rule: number;
+}
+
+export const RULE_NONE = -1;
+export const RULE_NO_CONNTRACK = -2;
+
+/** Verdicts as generated functions return them. */
+export const DROP = 0;
+export const ACCEPT = 1;
+
+/** What the runtime hands the generated module when it instantiates it. */
+export interface GeneratedRuntime {
+  /** `ct.state` of a conntrack handle (CT_STATE codes; a negative handle is never passed). */
+  ctState(ct: number): number;
+  /** `log(...)`: text already concatenated. */
+  log(state: FunctionState, text: string): void;
+  /** `syslog(SEVERITY, ...)`. */
+  syslog(state: FunctionState, severity: number, text: string): void;
+  /** `dnat`/`snat`: rewrite the packet and the conntrack entry; address as a number or -1, port or -1. */
+  nat(kind: 'dnat' | 'snat', packet: PacketView, ct: number, address: number, port: number): void;
+}
+
+/** Observes a traced run (`nacl trace`): only the trace variant of the code calls it. */
+export interface TraceSink {
+  enter(functionName: string): void;
+  /** A condition was evaluated: its rule, the fields it read and their values, and the result. */
+  condition(rule: number, fields: Record<string, number>, result: boolean): boolean;
+  /** A nested block or call met its protocol guard. */
+  guard(rule: number, protocol: string, passed: boolean): boolean;
+  statement(rule: number): void;
+}
+
+/** A generated function: ACCEPT (1) or DROP (0). */
+export type GeneratedFunction = (packet: PacketView, state: FunctionState, ct: number) => number;
+
+export interface GeneratedModule {
+  readonly functions: Readonly<Record<string, GeneratedFunction>>;
+  /** Rule ids, indexed by `FunctionState.rule`. */
+  readonly rules: readonly string[];
+}
