@@ -75,10 +75,10 @@ function step(s: IrStatement, env: Env): Outcome {
     case 'verdict':
       return { verdict: s.verdict === 'accept' ? 1 : 0, rule: s.rule };
     case 'log':
-      env.host.log(env.state, text(s.args, env));
+      if (env.host.logEnabled) env.host.log(env.state, text(s.args, env));
       return null;
     case 'syslog':
-      env.host.syslog(env.state, s.severity, text(s.args, env));
+      if (env.host.logEnabled) env.host.syslog(env.state, s.severity, text(s.args, env));
       return null;
     case 'nat':
       env.host.nat(s.action, env.p, env.ct, s.address === null ? -1 : ip.parseIpv4Address(s.address) ?? -1, s.port ?? -1);

@@ -9,7 +9,7 @@ export function aclConfig(rules: number): string {
     '    index: 0,',
     '    address: 10.0.0.1,',
     '    netmask: 255.255.255.0,',
-    '    input: acl',
+    '    prerouting: acl',
     '}',
     '',
     'Filter::IP acl {',

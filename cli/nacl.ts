@@ -60,6 +60,22 @@ program
   .addOption(new Option('--to <form>', 'target form: yaml').default('yaml'))
   .action(run(async () => (await import('./commands/convert.ts')).runConvert));
 
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+program
+  .command('bench')
+  .description('measure how fast the compiled policy decides, in packets/s and ns/packet')
+  .argument('<file>', 'config file')
+  .requiredOption('--iface <name>', 'the Iface the packets arrive on')
+  .option('--packet <spec>', 'a packet to send (repeatable), e.g. "tcp 1.2.3.4:1000 -> 10.0.0.1:80"', collect)
+  .option('--random <n>', 'also N random packets biased to the config\'s constants (default 1000 when no --packet)')
+  .option('--seconds <s>', 'how long to measure', '3')
+  .option('--interpreter', 'run the reference interpreter instead of the compiled code')
+  .addOption(new Option('--mode <mode>', 'filter: the compiled chains; dataplane: the whole runtime path on memory NICs').default('filter'))
+  .option('--flows <n>', 'dataplane: spread the packets over N flows')
+  .addOption(new Option('--format <format>', 'text or json').default('text'))
+  .action(run(async () => (await import('./commands/bench.ts')).runBench));
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);

@@ -19,8 +19,9 @@ const NO_TRACE: TraceSink = {
 export function loadGenerated(source: string, rt: GeneratedRuntime, trace: TraceSink = NO_TRACE): GeneratedModule {
   const context = vm.createContext(Object.create(null), { name: 'nacl-generated', codeGeneration: { strings: false, wasm: false } });
   const bridge = vm.runInContext(
-    `(function (call) {
+    `(function (call, logEnabled) {
       return {
+        logEnabled,
         ctState: (ct) => call(0, ct),
         log: (s, text) => { call(1, s, text); },
         syslog: (s, severity, text) => { call(2, s, severity, text); },
@@ -28,7 +29,7 @@ export function loadGenerated(source: string, rt: GeneratedRuntime, trace: Trace
       };
     })`,
     context,
-  ) as (call: (...args: unknown[]) => unknown) => GeneratedRuntime;
+  ) as (call: (...args: unknown[]) => unknown, logEnabled: boolean) => GeneratedRuntime;
   const sandboxRt = bridge((op, ...args: unknown[]) => {
     switch (op) {
       case 0:
@@ -40,7 +41,7 @@ export function loadGenerated(source: string, rt: GeneratedRuntime, trace: Trace
       default:
         return rt.nat(args[0] as 'dnat', args[1] as never, args[2] as number, args[3] as number, args[4] as number);
     }
-  });
+  }, rt.logEnabled);
   const factory = vm.runInContext(source, context, { filename: 'nacl-generated.js' }) as (rt: GeneratedRuntime, t: TraceSink) => GeneratedModule;
   return factory(sandboxRt, trace);
 }

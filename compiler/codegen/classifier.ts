@@ -22,8 +22,7 @@ export interface ClassifiableRule {
   readonly tests: ReadonlyMap<IrField, Ranges>;
 }
 
-const LEAF_MAX = 6;
-const MAX_CUTS = 128;
+const LEAF_MAX = 4;
 const MAX_DEPTH = 12;
 
 function fieldMax(field: IrField): number {
@@ -131,14 +130,33 @@ export function asClassifiable(s: IrStatement, index: number): ClassifiableRule 
 export interface ClassifierTables {
   /** Fields in the order of the value vector passed to `classify`. */
   readonly fields: IrField[];
+  /** Per node: the field it cuts, or -1 for a leaf. */
   readonly nodeField: number[];
-  readonly cuts: number[][];
+  /** Per inner node: child index = (value >>> shift) & mask. */
+  readonly nodeShift: number[];
+  readonly nodeMask: number[];
   readonly children: number[][];
   readonly leafRules: number[][];
-  /** Per rule (position in the run): [fieldIndex, flat ranges, ...]. */
+  /** Per rule (position in the run): [fieldIndex, flat ranges]. */
   readonly ruleTests: [number, number[]][][];
 }
 
+const SPACE_FACTOR = 4;
+const ROOT_STRIDE = 16;
+const STRIDE = 8;
+
+function fieldBits(field: IrField): number {
+  return 32 - Math.clz32(fieldMax(field));
+}
+
+/**
+ * Builds the tree. Each inner node selects `stride` bits of one field (a
+ * multibit trie over chosen bits, HiCuts-like equal cuts), so a lookup costs
+ * one shift and one mask per level; the bits chosen are those that split the
+ * node's rules best within a space budget. A rule goes to every child its
+ * values can reach, so the leaf a packet lands in holds every rule that can
+ * match it, in source order.
+ */
 export function buildClassifier(rules: readonly ClassifiableRule[]): ClassifierTables {
   const fields = [...new Set(rules.flatMap((r) => [...r.tests.keys()]))];
   const fieldIndex = new Map(fields.map((f, i) => [f, i]));
@@ -146,19 +164,19 @@ export function buildClassifier(rules: readonly ClassifiableRule[]): ClassifierT
   const t: ClassifierTables = {
     fields,
     nodeField: [],
-    cuts: [],
+    nodeShift: [],
+    nodeMask: [],
     children: [],
     leafRules: [],
     ruleTests: rules.map((r) => [...r.tests].map(([f, ranges]) => [fieldIndex.get(f)!, ranges.flat()] as [number, number[]])),
   };
   const leafIds = new Map<string, number>();
-
-  const covers = (r: Ranges | null, lo: number, hi: number) => r === null || r.some(([a, b]) => a <= lo && b >= hi);
-  const overlaps = (r: Ranges | null, lo: number, hi: number) => r === null || r.some(([a, b]) => a <= hi && b >= lo);
+  const unconstrained = (r: number) => tests[r]!.every((rg, f) => rg === null || (rg.length === 1 && rg[0]![0] === 0 && rg[0]![1] >= fieldMax(fields[f]!)));
 
   const newNode = () => {
     t.nodeField.push(-1);
-    t.cuts.push([]);
+    t.nodeShift.push(0);
+    t.nodeMask.push(0);
     t.children.push([]);
     t.leafRules.push([]);
     return t.nodeField.length - 1;
@@ -173,70 +191,113 @@ export function buildClassifier(rules: readonly ClassifiableRule[]): ClassifierT
     return id;
   };
 
-  const build = (list: number[], region: [number, number][], depth: number): number => {
-    // First match: rules after one that covers the whole region can never win in it.
-    const full = list.findIndex((r) => tests[r]!.every((rg, f) => covers(rg, region[f]![0], region[f]![1])));
-    if (full >= 0) list = list.slice(0, full + 1);
-    if (list.length <= LEAF_MAX || depth >= MAX_DEPTH) return leaf(list);
-    let best = -1;
-    let bestPoints: number[] = [];
-    fields.forEach((_, f) => {
-      const [lo, hi] = region[f]!;
-      const points = new Set<number>();
-      for (const r of list) {
-        for (const [a, b] of tests[r]![f] ?? []) {
-          if (a > lo && a <= hi) points.add(a);
-          if (b + 1 > lo && b + 1 <= hi) points.add(b + 1);
+  /** Calls `visit(child)` for each child a rule reaches, or returns true when it reaches all. */
+  const reach = (r: number, f: number, shift: number, count: number, visit: (child: number) => void): boolean => {
+    const ranges = tests[r]![f];
+    if (ranges === null) return true;
+    const mask = count - 1;
+    const seen = new Set<number>();
+    for (const [a, b] of ranges) {
+      const lo = Math.floor(a / 2 ** shift);
+      const hi = Math.floor(b / 2 ** shift);
+      if (hi - lo + 1 >= count) return true;
+      for (let v = lo; v <= hi; v++) {
+        const child = v & mask;
+        if (!seen.has(child)) {
+          seen.add(child);
+          visit(child);
         }
       }
-      if (points.size > bestPoints.length) {
-        best = f;
-        bestPoints = [...points].sort((x, y) => x - y);
+    }
+    return false;
+  };
+
+  const build = (list: number[], depth: number): number => {
+    // First match: nothing after a rule that matches everything can win.
+    const always = list.findIndex(unconstrained);
+    if (always >= 0) list = list.slice(0, always + 1);
+    if (list.length <= LEAF_MAX || depth >= MAX_DEPTH) return leaf(list);
+    let best: { f: number; shift: number; count: number; worst: number } | undefined;
+    fields.forEach((_, f) => {
+      const bits = fieldBits(fields[f]!);
+      for (const wanted of [depth === 0 ? ROOT_STRIDE : STRIDE, 4]) {
+        const stride = Math.min(wanted, bits);
+        const count = 2 ** stride;
+        for (let shift = bits - stride; shift >= 0; shift = shift === 0 ? -1 : Math.max(0, shift - 4)) {
+          const counts = new Int32Array(count);
+          let everywhere = 0;
+          let total = 0;
+          for (const r of list) {
+            if (reach(r, f, shift, count, (c) => (counts[c]!++, total++))) everywhere++;
+          }
+          total += everywhere * count;
+          if (total > SPACE_FACTOR * list.length + count) continue;
+          let worst = 0;
+          for (let c = 0; c < count; c++) if (counts[c]! > worst) worst = counts[c]!;
+          worst += everywhere;
+          if (!best || worst < best.worst || (worst === best.worst && count < best.count)) best = { f, shift, count, worst };
+        }
       }
     });
-    if (best < 0) return leaf(list);
-    let cuts = bestPoints;
-    if (cuts.length > MAX_CUTS) {
-      const step = cuts.length / MAX_CUTS;
-      cuts = Array.from({ length: MAX_CUTS }, (_, i) => cuts[Math.floor(i * step)]!);
-      cuts = [...new Set(cuts)];
+    if (!best || best.worst >= list.length) return leaf(list);
+    const { f, shift, count } = best;
+    const lists: number[][] = Array.from({ length: count }, () => []);
+    for (const r of list) {
+      if (reach(r, f, shift, count, (c) => lists[c]!.push(r))) for (const l of lists) l.push(r);
     }
-    const [lo, hi] = region[best]!;
-    const bounds = [lo, ...cuts, hi + 1];
-    const sublists: number[][] = [];
-    for (let i = 0; i + 1 < bounds.length; i++) {
-      const a = bounds[i]!;
-      const b = bounds[i + 1]! - 1;
-      sublists.push(list.filter((r) => overlaps(tests[r]![best], a, b)));
-    }
-    if (sublists.every((s) => s.length === list.length)) return leaf(list);
     const node = newNode();
-    t.nodeField[node] = best;
-    t.cuts[node] = cuts;
-    t.children[node] = sublists.map((s, i) => {
-      const childRegion = region.map((r, f) => (f === best ? ([bounds[i]!, bounds[i + 1]! - 1] as [number, number]) : r));
-      return build(s, childRegion, depth + 1);
-    });
+    t.nodeField[node] = f;
+    t.nodeShift[node] = shift;
+    t.nodeMask[node] = count - 1;
+    t.children[node] = lists.map((sub) => build(sub, depth + 1));
     return node;
   };
 
-  const root = newNode(); // reserve id 0 for the root
-  const rootRegion = fields.map((f) => [0, fieldMax(f)] as [number, number]);
-  const built = build(rules.map((_, i) => i), rootRegion, 0);
-  // Make node 0 the root by copying the built root into it.
+  const root = newNode(); // id 0 is the root
+  const built = build(
+    rules.map((_, i) => i),
+    0,
+  );
   t.nodeField[root] = t.nodeField[built]!;
-  t.cuts[root] = t.cuts[built]!;
+  t.nodeShift[root] = t.nodeShift[built]!;
+  t.nodeMask[root] = t.nodeMask[built]!;
   t.children[root] = t.children[built]!;
   t.leafRules[root] = t.leafRules[built]!;
   return t;
 }
 
-/** The tables as a JS initializer for the generated module. */
+/**
+ * The tables as a JS initializer for the generated module, flattened into a
+ * few typed arrays (one object shape, contiguous memory) for `classify`.
+ */
 export function classifierInitializer(t: ClassifierTables): string {
-  const arr = (xs: readonly number[]) => `[${xs.join(',')}]`;
-  return `{ nodeField: Int32Array.from(${arr(t.nodeField)}), cuts: [${t.cuts.map((c) => `Uint32Array.from(${arr(c)})`).join(',')}], children: [${t.children
-    .map((c) => `Int32Array.from(${arr(c)})`)
-    .join(',')}], leafRules: [${t.leafRules.map((l) => `Int32Array.from(${arr(l)})`).join(',')}], ruleTests: [${t.ruleTests
-    .map((tests) => `[${tests.map(([f, r]) => `${f}, Uint32Array.from(${arr(r)})`).join(', ')}]`)
-    .join(',')}] }`;
+  const nodeA: number[] = [];
+  const nodeB: number[] = [];
+  const children: number[] = [];
+  const leafRules: number[] = [];
+  t.nodeField.forEach((field, n) => {
+    if (field < 0) {
+      nodeA.push(leafRules.length);
+      nodeB.push(t.leafRules[n]!.length);
+      leafRules.push(...t.leafRules[n]!);
+    } else {
+      nodeA.push(children.length);
+      nodeB.push(0);
+      children.push(...t.children[n]!);
+    }
+  });
+  const ruleTestStart: number[] = [0];
+  const testField: number[] = [];
+  const testRangeStart: number[] = [0];
+  const ranges: number[] = [];
+  for (const tests of t.ruleTests) {
+    for (const [field, flat] of tests) {
+      testField.push(field);
+      ranges.push(...flat);
+      testRangeStart.push(ranges.length / 2);
+    }
+    ruleTestStart.push(testField.length);
+  }
+  const arr = (kind: string, xs: readonly number[]) => `${kind}.from([${xs.join(',')}])`;
+  return `{ nodeField: ${arr('Int32Array', t.nodeField)}, nodeShift: ${arr('Int32Array', t.nodeShift)}, nodeMask: ${arr('Int32Array', t.nodeMask)}, nodeA: ${arr('Int32Array', nodeA)}, nodeB: ${arr('Int32Array', nodeB)}, children: ${arr('Int32Array', children)}, leafRules: ${arr('Int32Array', leafRules)}, ruleTestStart: ${arr('Int32Array', ruleTestStart)}, testField: ${arr('Int32Array', testField)}, testRangeStart: ${arr('Int32Array', testRangeStart)}, ranges: ${arr('Uint32Array', ranges)} }`;
 }

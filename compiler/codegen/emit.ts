@@ -63,6 +63,7 @@ class Generator {
       '(function (rt, T) {',
       '  "use strict";',
       '  const ctState = rt.ctState;',
+      '  const logOn = rt.logEnabled;',
       PREAMBLE,
       ...this.pool.declarations,
       `  const RULES = ${JSON.stringify(this.rules)};`,
@@ -226,9 +227,9 @@ class Generator {
       case 'verdict':
         return [...(mark ? [mark] : []), `${indent}s.rule = ${k}; return ${s.verdict === 'accept' ? 1 : 0};`];
       case 'log':
-        return [...(mark ? [mark] : []), `${indent}rt.log(s, ${logText(s.args)});`];
+        return [...(mark ? [mark] : []), `${indent}if (logOn) rt.log(s, ${logText(s.args)});`];
       case 'syslog':
-        return [...(mark ? [mark] : []), `${indent}rt.syslog(s, ${s.severity}, ${logText(s.args)});`];
+        return [...(mark ? [mark] : []), `${indent}if (logOn) rt.syslog(s, ${s.severity}, ${logText(s.args)});`];
       case 'nat': {
         const address = s.address === null ? -1 : ipNumber(s.address);
         return [...(mark ? [mark] : []), `${indent}rt.nat(${JSON.stringify(s.action)}, p, ct, ${address}, ${s.port ?? -1}); s.rule = ${k}; return 1;`];

@@ -41,24 +41,28 @@ export const PREAMBLE = String.raw`
     const k = t.index[x >>> 16];
     return k === -2 || (k >= 0 && inRanges(t.lists[k], x));
   }
-  // First-match classifier over a decision tree (see compiler/codegen/classifier.ts).
+  // First-match classifier over a flattened decision tree (compiler/codegen/classifier.ts):
+  // inner nodes cut one field at sorted points, leaves list candidate rules in order.
   function classify(c, v) {
-    let node = 0;
-    for (;;) {
-      const field = c.nodeField[node];
-      if (field < 0) break;
-      const cuts = c.cuts[node];
-      let lo = 0, hi = cuts.length - 1;
-      const x = v[field];
-      while (lo <= hi) { const mid = (lo + hi) >>> 1; if (cuts[mid] <= x) lo = mid + 1; else hi = mid - 1; }
-      node = c.children[node][hi + 1];
+    const nodeField = c.nodeField, nodeA = c.nodeA, children = c.children, nodeShift = c.nodeShift, nodeMask = c.nodeMask;
+    let n = 0;
+    let f = nodeField[0];
+    while (f >= 0) {
+      n = children[nodeA[n] + ((v[f] >>> nodeShift[n]) & nodeMask[n])];
+      f = nodeField[n];
     }
-    const rules = c.leafRules[node];
-    for (let i = 0; i < rules.length; i++) {
-      const r = rules[i];
-      const tests = c.ruleTests[r];
+    const ruleTestStart = c.ruleTestStart, testField = c.testField, testRangeStart = c.testRangeStart, ranges = c.ranges, leafRules = c.leafRules;
+    const end = nodeA[n] + c.nodeB[n];
+    for (let i = nodeA[n]; i < end; i++) {
+      const r = leafRules[i];
       let ok = true;
-      for (let t = 0; t < tests.length && ok; t += 2) ok = inRanges(tests[t + 1], v[tests[t]]);
+      for (let t = ruleTestStart[r], te = ruleTestStart[r + 1]; ok && t < te; t++) {
+        const x = v[testField[t]];
+        const first = testRangeStart[t];
+        let lo = first, hi = testRangeStart[t + 1] - 1;
+        while (lo <= hi) { const mid = (lo + hi) >>> 1; if (ranges[mid << 1] <= x) lo = mid + 1; else hi = mid - 1; }
+        ok = hi >= first && x <= ranges[(hi << 1) + 1];
+      }
       if (ok) return r;
     }
     return -1;

@@ -30,6 +30,11 @@ export const ACCEPT = 1;
 
 /** What the runtime hands the generated module when it instantiates it. */
 export interface GeneratedRuntime {
+  /**
+   * Whether log/syslog output goes anywhere. When false the text is not even
+   * built (benchmarks measure deciding, not formatting). Read once, at load.
+   */
+  readonly logEnabled: boolean;
   /** `ct.state` of a conntrack handle (CT_STATE codes; a negative handle is never passed). */
   ctState(ct: number): number;
   /** `log(...)`: text already concatenated. */

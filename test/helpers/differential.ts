@@ -8,6 +8,7 @@ import type { RandomPacket } from './random-packets.ts';
 
 /** A runtime that records what a function did, for comparing two implementations. */
 export class RecordingRuntime implements GeneratedRuntime {
+  readonly logEnabled = true;
   ct = 1;
   events: string[] = [];
   ctState(): number {
