@@ -65,10 +65,12 @@ export class CstToAst {
     const parts = tokens(node, 'Identifier').map((t) => this.identifier(t)).filter(isDefined);
     const dots = tokens(node, 'Dot').filter(real);
     if (parts.length === 0 || parts.length !== dots.length + 1) return undefined;
-    const ordered = [...tokens(node, 'Identifier'), ...dots].filter(real).sort((a, b) => a.startOffset - b.startOffset);
-    for (let i = 1; i < ordered.length; i++) {
-      if (ordered[i]!.startOffset !== tokenEnd(ordered[i - 1]!)) {
-        const span = this.lines.span(ordered[0]!.startOffset, tokenEnd(ordered[ordered.length - 1]!));
+    // Segments and dots alternate: each must start where the previous one ended.
+    const ids = tokens(node, 'Identifier');
+    for (let i = 0; i < dots.length; i++) {
+      const dot = dots[i]!;
+      if (dot.startOffset !== tokenEnd(ids[i]!) || ids[i + 1]!.startOffset !== tokenEnd(dot)) {
+        const span = this.lines.span(ids[0]!.startOffset, tokenEnd(ids[ids.length - 1]!));
         const text = parts.map((p) => p.text).join('.');
         this.diagnostics.push(
           diagnostic('E109', span, `whitespace inside the dotted name ${text}`, { help: `write ${text} without spaces` }),

@@ -24,6 +24,9 @@ export function parseNacl(text: string, file: string): ParseResult {
   const emptyProgram: Program = { kind: 'Program', file, elements: [], comments: [], span: lines.span(0, text.length) };
   try {
     const lexed = naclLexer.tokenize(text);
+    // The lexer tracks start offsets only (cheapest); end offsets let the
+    // parser give every CST node a location without re-walking its tokens.
+    for (const t of lexed.tokens) t.endOffset = t.startOffset + t.image.length - 1;
     for (const e of lexed.errors) {
       const ch = text.slice(e.offset, e.offset + e.length);
       const shown = JSON.stringify(ch.length > 20 ? ch.slice(0, 20) + '...' : ch);
