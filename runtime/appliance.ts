@@ -1,0 +1,786 @@
+import type { FunctionState, GeneratedModule, GeneratedRuntime, PacketView } from '../compiler/codegen/runtime-api.ts';
+import { CT_STATE, type Ir, type IrIface } from '../compiler/ir.ts';
+import { Conntrack } from './conntrack.ts';
+import type { Nic } from './drivers/nic.ts';
+import { Inet, type ChainStep, type NicPort } from './inet.ts';
+import { arpFrame, BROADCAST_MAC, echoReply, ethernetAround, HEADROOM, icmpError, tcpReset, udpDatagram, ZERO_MAC, type Datagram } from './messages.ts';
+import { Nat } from './nat.ts';
+import { CtInfo, loadDatagram, newPacket, type Packet } from './packet.ts';
+import { Reassembler } from './reassembly.ts';
+import { forwardTtl, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } from './router.ts';
+import type { Addresses, Tracer } from './trace-events.ts';
+import { ETHERNET_HEADER_LEN, EtherType, ethEtherType, ethIsMulticast, macEquals } from './wire/ethernet.ts';
+import { Icmpv4TimeExceeded, Icmpv4Type, Icmpv4Unreachable } from './wire/icmpv4.ts';
+import {
+  formatIpv4Address,
+  ipv4DontFrag,
+  ipv4Dst,
+  ipv4FragOffset,
+  ipv4IsFragment,
+  ipv4Protocol,
+  ipv4Src,
+  ipv4Ttl,
+  IpProtocol,
+  parseIpv4Address,
+} from './wire/ipv4.ts';
+import { setVlanEtherType, setVlanVid, VLAN_HEADER_LEN, vlanEtherType, vlanVid, isVlanTpid } from './wire/vlan.ts';
+import { fragmentDatagram } from './fragment.ts';
+
+/*
+ * The appliance: the stacks, connection tracker, NAT engine and router an IR
+ * describes, wired to NICs, with the packet path of runtime-semantics.md 1.2
+ * and 1.3 (decisions of section 14) in one place:
+ *
+ *   receive: Ethernet/VLAN demux -> IPv4 checks -> conntrack -> prerouting ->
+ *     for me: reassembly -> confirm -> input -> local delivery
+ *     else:   TTL -> forward chain -> route -> (egress) confirm -> postrouting -> ARP -> send
+ *   local output: conntrack -> output -> (router when forwarding) -> confirm -> postrouting -> send
+ *
+ * Time is read once per batch from the injected clock. Frames are sent once
+ * per batch, per NIC. The appliance gets only what its environment hands it.
+ */
+
+export interface Clock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  setTimer(ms: number, fn: () => void): unknown;
+  clearTimer(handle: unknown): void;
+  /** Wall-clock time, for timestamps in logs. */
+  wallTime(): number;
+}
+
+export interface ApplianceEnv {
+  /** NICs by Iface index, or by MAC string for MAC-indexed Ifaces. */
+  readonly nics: ReadonlyMap<string, Nic>;
+  readonly clock: Clock;
+  /** Console output: log(...) actions, timers, events. */
+  log(line: string): void;
+  random(): number;
+  /** Host facts for the Timer `memory`/`cpu` items. */
+  readonly host?: { memory(): { used: number; total: number }; cpuMicros(): number };
+}
+
+export interface ApplianceOptions {
+  readonly tracer?: Tracer;
+  /** `ct=` of a packet SPEC: what rules see instead of the real state (trace/test). */
+  ctOverride?: number | undefined;
+}
+
+const CT_NAMES = ['invalid', 'new', 'established', 'related'];
+const PROTO_NUMBER: Record<string, number> = { tcp: 6, udp: 17, icmp: 1 };
+
+/** The key of a NIC in ApplianceEnv.nics for an Iface. */
+export function nicKey(nic: IrIface['nic']): string {
+  return 'index' in nic ? String(nic.index) : nic.mac;
+}
+
+export class Appliance {
+  readonly ifaces = new Map<string, Inet>();
+  readonly ports: NicPort[] = [];
+  readonly conntrack: Conntrack | null;
+  readonly nat: Nat | null;
+  readonly routes: RoutingTable | null;
+  readonly counters = {
+    frames_rx: 0,
+    frames_tx: 0,
+    router_packets_fwd: 0,
+    router_packets_dropped: 0,
+    router_bytes_fwd: 0,
+    no_conntrack_drops: 0,
+    drops: {} as Record<string, number>,
+  };
+  /** Times each rule decided a packet, by rule index of the generated module. */
+  ruleHits = new Int32Array(0);
+  readonly rt: GeneratedRuntime;
+  private functions: GeneratedModule | null = null;
+  private forwardChain: ChainStep[] = [];
+  private readonly reassembler = new Reassembler();
+  private readonly state: FunctionState = { rule: -1 };
+  private readonly pkt: Packet = newPacket();
+  private now = 0;
+  private current: Packet = this.pkt;
+  private readonly timers: unknown[] = [];
+  private icmpTokens = 100;
+  private icmpRefill = 0;
+  private inBatch = false;
+
+  constructor(
+    readonly ir: Ir,
+    private readonly env: ApplianceEnv,
+    private readonly options: ApplianceOptions = {},
+  ) {
+    this.conntrack = ir.conntrack.enabled
+      ? new Conntrack({ timeouts: ir.conntrack.timeouts, limit: ir.conntrack.limit, reserve: ir.conntrack.reserve, statefulTcp: ir.conntrack.statefulTcp })
+      : null;
+    this.nat = this.conntrack && ir.nat.enabled ? new Nat(this.conntrack, { random: env.random }) : null;
+    this.routes = ir.gateway
+      ? new RoutingTable(
+          ir.gateway.routes.map((r) => ({
+            name: r.name,
+            net: parseIpv4Address(r.net)!,
+            netmask: parseIpv4Address(r.netmask)!,
+            nexthop: r.nexthop ? parseIpv4Address(r.nexthop)! : 0,
+            iface: r.iface,
+            cost: r.cost,
+          })),
+        )
+      : null;
+    const conntrack = this.conntrack;
+    const self = this;
+    this.rt = {
+      logEnabled: true,
+      ctState(ct: number): number {
+        if (self.options.ctOverride !== undefined) return self.options.ctOverride;
+        return conntrack ? conntrack.packetState(ct, self.current) : CT_STATE.new;
+      },
+      log: (_s, text) => this.env.log(text.endsWith('\n') ? text.slice(0, -1) : text),
+      syslog: (_s, severity, text) => this.syslog(severity, text),
+      nat: (kind, p, ct, address, port) => {
+        if (!this.nat) return;
+        const before = this.options.tracer ? addresses(p as Packet) : null;
+        const a = address < 0 ? null : address;
+        const q = port < 0 ? null : port;
+        if (kind === 'dnat') this.nat.dnat(p as Packet, ct, a, q);
+        else this.nat.snat(p as Packet, ct, a, q);
+        if (before) this.trace({ kind: 'builtin', iface: '', hook: '', step: kind, before, after: addresses(p as Packet) });
+      },
+    };
+    this.buildPorts();
+  }
+
+  /** Installs the generated functions (loaded by the tender with `this.rt`). */
+  setFunctions(module: GeneratedModule): void {
+    this.functions = module;
+    this.ruleHits = new Int32Array(module.rules.length);
+    const step = (s: Ir['ifaces'][number]['chains']['prerouting'][number]): ChainStep => {
+      if (s.kind !== 'function') return s;
+      const fn = module.functions[s.function];
+      if (!fn) throw new Error(`generated code has no function ${s.function}`);
+      return { kind: 'function', name: s.function, fn };
+    };
+    for (const iface of this.ir.ifaces) {
+      const inet = this.ifaces.get(iface.name)!;
+      for (const chain of ['prerouting', 'input', 'output', 'postrouting'] as const) inet.chains[chain] = iface.chains[chain].map(step);
+    }
+    this.forwardChain = (this.ir.gateway?.forward ?? []).map((name) => step({ kind: 'function', function: name }));
+  }
+
+  private buildPorts(): void {
+    const byKey = new Map<string, NicPort>();
+    for (const iface of this.ir.ifaces) {
+      const key = nicKey(iface.nic);
+      let port = byKey.get(key);
+      if (!port) {
+        const nic = this.env.nics.get(key);
+        if (!nic) throw new Error(`no NIC for Iface ${iface.name} (index ${key})`);
+        port = { nic, label: key, untagged: null, vlans: new Map(), pending: [] };
+        byKey.set(key, port);
+        this.ports.push(port);
+      }
+      const inet = new Inet(iface, port, iface.vlan === null ? port.nic.mtu : port.nic.mtu);
+      if (iface.vlan === null) port.untagged = inet;
+      else port.vlans.set(iface.vlan, inet);
+      this.ifaces.set(iface.name, inet);
+    }
+  }
+
+  /** Attaches to the NICs, applies addresses, starts timers. */
+  start(): void {
+    this.now = this.env.clock.now();
+    for (const port of this.ports) port.nic.onReceive((frames) => this.receiveBatch(port, frames));
+    for (const inet of this.ifaces.values()) this.configureIface(inet);
+    this.every(1000, () => this.tick());
+    this.startTimers();
+    this.flush();
+  }
+
+  stop(): void {
+    for (const t of this.timers) this.env.clock.clearTimer(t);
+    this.timers.length = 0;
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const run = () => {
+      this.timers.push(this.env.clock.setTimer(ms, run));
+      this.now = this.env.clock.now();
+      fn();
+      this.flush();
+    };
+    this.timers.push(this.env.clock.setTimer(ms, run));
+  }
+
+  private configureIface(inet: Inet): void {
+    const ir = inet.ir;
+    const ip = (s: string | null) => (s ? parseIpv4Address(s)! : 0);
+    if (ir.config === 'dhcp') {
+      this.env.log(`[ ${ir.name} ] DHCP is not implemented in this runtime: the interface stays unconfigured`);
+      return;
+    }
+    if (ir.config === 'dhcp-with-fallback') {
+      this.env.log(`[ ${ir.name} ] DHCP is not implemented in this runtime: applying the fallback static configuration`);
+    }
+    if (!ir.address) return;
+    inet.configure(ip(ir.address), ir.prefixLength ?? 32, ip(ir.gateway), ip(ir.dns) || ip(ir.gateway));
+    // Gratuitous ARP: announce the address so neighbours update their caches.
+    this.sendArp(inet, 'request', inet.address, ZERO_MAC, BROADCAST_MAC);
+  }
+
+  /** Static addresses are up once start() ran; DHCP ones never are here. */
+  get ready(): boolean {
+    return [...this.ifaces.values()].every((i) => i.ir.config === 'dhcp' || !i.ir.address || i.address !== 0);
+  }
+
+  // --- receive -----------------------------------------------------------------
+
+  receiveBatch(port: NicPort, frames: readonly Uint8Array[]): void {
+    this.now = this.env.clock.now();
+    this.inBatch = true;
+    try {
+      for (let i = 0; i < frames.length; i++) this.receiveFrame(port, frames[i]!);
+    } finally {
+      this.inBatch = false;
+      this.flush();
+    }
+  }
+
+  private receiveFrame(port: NicPort, frame: Uint8Array): void {
+    this.counters.frames_rx++;
+    if (frame.length < ETHERNET_HEADER_LEN) return this.dropFrame('truncated-frame');
+    // The NIC filter is trusted upstream; a software switch floods, so check (Linux PACKET_OTHERHOST).
+    if (!macEquals(frame, 0, port.nic.mac) && !ethIsMulticast(frame, 0)) return this.dropFrame('other-host');
+    let etherType = ethEtherType(frame, 0);
+    let l3 = ETHERNET_HEADER_LEN;
+    let inet: Inet | null | undefined = port.untagged;
+    if (isVlanTpid(etherType)) {
+      if (frame.length < l3 + VLAN_HEADER_LEN) return this.dropFrame('truncated-frame');
+      inet = port.vlans.get(vlanVid(frame, l3));
+      etherType = vlanEtherType(frame, l3);
+      l3 += VLAN_HEADER_LEN;
+      // Q-in-Q crashed upstream; we drop and count (section 14).
+      if (isVlanTpid(etherType)) return this.dropFrame('stacked-vlan');
+      if (!inet) return this.dropFrame('unknown-vlan');
+    }
+    if (!inet) return this.dropFrame('no-untagged-iface');
+    if (etherType === EtherType.Arp) return this.arpInput(inet, frame, l3);
+    if (etherType !== EtherType.Ipv4) return this.dropFrame(`ethertype-${etherType.toString(16)}`);
+    const error = loadDatagram(this.pkt, frame, l3, frame.length, true);
+    if (error) {
+      inet.drop(`ip-${error}`);
+      return;
+    }
+    this.ipInput(inet, this.pkt);
+  }
+
+  private dropFrame(reason: string): void {
+    this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
+  }
+
+  /** An IPv4 datagram arrived on `inet` (1.2 steps 2-10). */
+  ipInput(inet: Inet, pkt: Packet): void {
+    const { bytes, l3 } = pkt;
+    inet.counters.packets_rx++;
+    const src = ipv4Src(bytes, l3);
+    if (src >>> 28 === 0xe || src === 0xffffffff || (src === inet.broadcast && inet.address !== 0)) return inet.drop('bad-source');
+    if (!l4Intact(pkt)) return inet.drop('truncated-l4');
+    const handle = this.track(inet, pkt);
+    if (this.options.tracer) this.traceReceive(inet, pkt, handle);
+    if (!this.runChain(inet, 'prerouting', pkt, handle)) {
+      inet.counters.prerouting_dropped++;
+      return;
+    }
+    const dst = ipv4Dst(bytes, l3);
+    if (inet.isForMe(dst)) return this.localInput(inet, pkt, handle);
+    if (inet.ir.forwarding && this.routes) return this.forward(inet, pkt, handle, false);
+    inet.drop('not-for-me');
+    this.trace({ kind: 'drop', iface: inet.name, reason: 'not addressed to this Iface, and it does not forward', rule: null });
+  }
+
+  private track(inet: Inet, pkt: Packet): number {
+    if (!this.conntrack || !inet.ir.conntrack) return -1;
+    if (this.options.ctOverride === CT_STATE.invalid) return -1;
+    return this.conntrack.track(pkt, this.now);
+  }
+
+  /** Runs one hook's steps; false = dropped. */
+  private runChain(inet: Inet, hook: 'prerouting' | 'input' | 'output' | 'postrouting' | 'forward', pkt: Packet, handle: number): boolean {
+    const steps = hook === 'forward' ? this.forwardChain : inet.chains[hook];
+    if (steps.length === 0) return true;
+    const tracer = this.options.tracer;
+    if (tracer) tracer({ kind: 'hook', iface: inet.name, hook });
+    this.current = pkt;
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i]!;
+      if (step.kind === 'function') {
+        this.state.rule = -1;
+        const verdict = step.fn(pkt, this.state, handle);
+        const rule = this.state.rule;
+        if (rule >= 0) this.ruleHits[rule]!++;
+        if (tracer) {
+          const id = rule >= 0 ? this.functions!.rules[rule]! : null;
+          tracer({ kind: 'function', iface: inet.name, hook, name: step.name, verdict: verdict === 1 ? 'accept' : 'drop', rule: id });
+        }
+        if (verdict === 0) {
+          if (rule === -2) {
+            this.counters.no_conntrack_drops++;
+            inet.drop('no-conntrack-entry');
+            this.trace({ kind: 'drop', iface: inet.name, reason: 'no conntrack entry (untracked protocol, or table full): every NaCl function drops it', rule: null });
+          } else {
+            inet.drop(`${hook}-rule`);
+            this.trace({ kind: 'drop', iface: inet.name, reason: `dropped by ${step.name} on ${hook}`, rule: rule >= 0 ? this.functions!.rules[rule]! : null });
+          }
+          return false;
+        }
+        continue;
+      }
+      if (handle < 0 || !this.nat) continue;
+      const before = tracer ? addresses(pkt) : null;
+      let ok = true;
+      switch (step.kind) {
+        case 'masquerade':
+          ok = this.nat.masquerade(pkt, handle, inet.address);
+          break;
+        case 'demasquerade':
+          ok = this.nat.demasquerade(pkt, handle);
+          break;
+        case 'dnat-translate':
+          ok = this.nat.dnatTranslate(pkt, handle);
+          break;
+        case 'snat-translate':
+          ok = this.nat.snatTranslate(pkt, handle);
+          break;
+      }
+      if (tracer && before) {
+        const after = addresses(pkt);
+        if (JSON.stringify(before) !== JSON.stringify(after)) tracer({ kind: 'builtin', iface: inet.name, hook, step: step.kind, before, after });
+      }
+      if (!ok) {
+        inet.drop(`${step.kind}-failed`);
+        this.trace({ kind: 'drop', iface: inet.name, reason: `${step.kind} failed (ports exhausted or a tuple clash)`, rule: null });
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // --- local delivery ----------------------------------------------------------
+
+  private localInput(inet: Inet, arrived: Packet, handle: number): void {
+    let pkt: Packet | null = arrived;
+    if (ipv4IsFragment(arrived.bytes, arrived.l3)) {
+      pkt = this.reassembler.add(arrived, this.now);
+      if (!pkt) return;
+    }
+    if (handle >= 0) this.conntrack!.confirm(handle, this.now);
+    if (!this.runChain(inet, 'input', pkt, handle)) {
+      inet.counters.input_dropped++;
+      return;
+    }
+    const { bytes, l3, l4, end } = pkt;
+    const protocol = ipv4Protocol(bytes, l3);
+    const dst = ipv4Dst(bytes, l3);
+    const broadcast = dst !== inet.address;
+    if (protocol === IpProtocol.Icmp) {
+      if (bytes[l4] === Icmpv4Type.EchoRequest) {
+        inet.counters.icmp_echo_replies++;
+        this.trace({ kind: 'deliver', iface: inet.name, what: 'ICMP echo request: the appliance replies' });
+        return this.output(inet, echoReply(bytes, l3, end, inet.address));
+      }
+      this.trace({ kind: 'deliver', iface: inet.name, what: `ICMP type ${bytes[l4]} delivered to the appliance` });
+      return;
+    }
+    if (protocol === IpProtocol.Udp) {
+      const dport = (bytes[l4 + 2]! << 8) | bytes[l4 + 3]!;
+      const endpoint = inet.udp.get(dport);
+      if (endpoint) {
+        this.trace({ kind: 'deliver', iface: inet.name, what: `UDP port ${dport}: delivered to a local endpoint` });
+        return endpoint(bytes.slice(l4 + 8, end), ipv4Src(bytes, l3), (bytes[l4]! << 8) | bytes[l4 + 1]!);
+      }
+      this.trace({ kind: 'deliver', iface: inet.name, what: `UDP port ${dport}: no local endpoint (ICMP port unreachable)` });
+      if (!broadcast) this.icmpErrorTo(inet, pkt, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.Port);
+      return;
+    }
+    if (protocol === IpProtocol.Tcp) {
+      this.trace({ kind: 'deliver', iface: inet.name, what: 'TCP: no listener on this port (RST)' });
+      if (!broadcast && !(bytes[l4 + 13]! & 0x04)) this.output(inet, tcpReset(bytes, l3, end));
+      return;
+    }
+    this.trace({ kind: 'deliver', iface: inet.name, what: `IP protocol ${protocol}: not handled (ICMP protocol unreachable)` });
+    if (!broadcast) this.icmpErrorTo(inet, pkt, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.Protocol);
+  }
+
+  // --- forwarding ----------------------------------------------------------------
+
+  /** The router (4.3): TTL, forward chain, route, egress. */
+  private forward(ingress: Inet, pkt: Packet, handle: number, locallySourced: boolean): void {
+    const ttlBefore = ipv4Ttl(pkt.bytes, pkt.l3);
+    const ttl = forwardTtl(pkt, locallySourced);
+    if (ttl !== TtlVerdict.Forward) {
+      this.counters.router_packets_dropped++;
+      ingress.drop('ttl-expired');
+      this.trace({ kind: 'drop', iface: ingress.name, reason: `TTL ${ttlBefore} expires here`, rule: null });
+      if (ttl === TtlVerdict.TimeExceeded && timeExceededAllowed(pkt, this.ir.gateway?.sendTimeExceeded ?? true)) {
+        this.icmpErrorTo(ingress, pkt, Icmpv4Type.TimeExceeded, Icmpv4TimeExceeded.TtlExceeded);
+      }
+      return;
+    }
+    if (this.options.tracer && !locallySourced) this.trace({ kind: 'ttl', iface: ingress.name, before: ttlBefore, after: ipv4Ttl(pkt.bytes, pkt.l3) });
+    if (!this.runChain(ingress, 'forward', pkt, handle)) {
+      this.counters.router_packets_dropped++;
+      return;
+    }
+    const dst = ipv4Dst(pkt.bytes, pkt.l3);
+    const route = this.routes!.lookup(dst);
+    const egress = route ? this.ifaces.get(route.iface) : undefined;
+    if (!route || !egress) {
+      this.counters.router_packets_dropped++;
+      ingress.drop('no-route');
+      this.trace({ kind: 'route', destination: formatIpv4Address(dst), route: null, egress: null, nexthop: null });
+      this.trace({ kind: 'drop', iface: ingress.name, reason: `no route to ${formatIpv4Address(dst)}`, rule: null });
+      if (!locallySourced) this.icmpErrorTo(ingress, pkt, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.Net);
+      return;
+    }
+    const hop = nextHop(dst, route, egress);
+    this.trace({
+      kind: 'route',
+      destination: formatIpv4Address(dst),
+      route: `${route.name ?? 'route'} ${formatIpv4Address(route.net)}/${32 - Math.clz32(~route.netmask >>> 0)}${route.nexthop ? ` via ${formatIpv4Address(route.nexthop)}` : ''} cost ${route.cost}`,
+      egress: egress.name,
+      nexthop: hop ? formatIpv4Address(hop) : null,
+    });
+    this.counters.router_packets_fwd++;
+    this.counters.router_bytes_fwd += pkt.end - pkt.l4;
+    this.ship(egress, pkt, handle, hop, ingress);
+  }
+
+  /** Egress (1.3 steps 6-9): confirm, postrouting, MTU, next hop, ARP. */
+  private ship(egress: Inet, pkt: Packet, handle: number, hop: number, ingress: Inet): void {
+    if (ipv4Dst(pkt.bytes, pkt.l3) === egress.address && egress.address !== 0) {
+      // Addressed to another Iface of this appliance: loop it into that Iface (1.3).
+      return this.ipInput(egress, pkt);
+    }
+    if (handle >= 0) this.conntrack!.confirm(handle, this.now);
+    if (!this.runChain(egress, 'postrouting', pkt, handle)) {
+      egress.counters.postrouting_dropped++;
+      return;
+    }
+    if (hop === 0) {
+      egress.drop('no-next-hop');
+      this.trace({ kind: 'drop', iface: egress.name, reason: `no next hop: ${egress.name} has no gateway`, rule: null });
+      return;
+    }
+    const length = pkt.end - pkt.l3;
+    if (length > egress.mtu) {
+      if (ipv4DontFrag(pkt.bytes, pkt.l3)) {
+        egress.drop('too-big-df');
+        this.trace({ kind: 'drop', iface: egress.name, reason: `${length} bytes exceed the MTU ${egress.mtu} and DF is set (ICMP fragmentation needed)`, rule: null });
+        return this.icmpErrorTo(ingress, pkt, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.FragNeeded, egress.mtu);
+      }
+      for (const piece of fragmentDatagram(pkt.bytes, pkt.l3, pkt.end, egress.mtu, HEADROOM)) this.transmit(egress, piece.bytes, piece.l3, piece.end, hop);
+      return;
+    }
+    this.transmit(egress, pkt.bytes, pkt.l3, pkt.end, hop);
+  }
+
+  // --- output ----------------------------------------------------------------------
+
+  /** A datagram the appliance originates (1.3). */
+  output(inet: Inet, d: Datagram): void {
+    const pkt = newPacket();
+    if (loadDatagram(pkt, d.bytes, d.l3, d.end, false)) return;
+    const handle = this.track(inet, pkt);
+    if (!this.runChain(inet, 'output', pkt, handle)) {
+      inet.counters.output_dropped++;
+      return;
+    }
+    if (inet.ir.forwarding && this.routes) return this.forward(inet, pkt, handle, true);
+    const dst = ipv4Dst(pkt.bytes, pkt.l3);
+    const hop = inet.onSubnet(dst) || dst === 0xffffffff ? dst : inet.gateway;
+    this.ship(inet, pkt, handle, hop, inet);
+  }
+
+  /** ICMP errors are rate-limited: a token bucket of 100, refilled at 100/s. */
+  private icmpErrorTo(inet: Inet, pkt: Packet, type: number, code: number, extra = 0): void {
+    const refill = Math.floor((this.now - this.icmpRefill) / 10);
+    if (refill > 0) {
+      this.icmpTokens = Math.min(100, this.icmpTokens + refill);
+      this.icmpRefill = this.now;
+    }
+    if (this.icmpTokens <= 0 || inet.address === 0) return inet.drop('icmp-rate-limited');
+    if (ipv4FragOffset(pkt.bytes, pkt.l3) !== 0) return;
+    this.icmpTokens--;
+    inet.counters.icmp_errors_tx++;
+    this.trace({ kind: 'icmp', iface: inet.name, what: `ICMP type ${type} code ${code} to ${formatIpv4Address(ipv4Src(pkt.bytes, pkt.l3))}` });
+    this.output(inet, icmpError(type, code, pkt.bytes, pkt.l3, inet.address, extra));
+  }
+
+  // --- link layer --------------------------------------------------------------------
+
+  private transmit(inet: Inet, bytes: Uint8Array, l3: number, end: number, hop: number): void {
+    const dst = ipv4Dst(bytes, l3);
+    if (this.options.tracer) this.trace({ kind: 'transmit', iface: inet.name, nexthop: formatIpv4Address(hop), packet: addressesOf(bytes, l3) });
+    const mac = dst === 0xffffffff || dst === inet.broadcast ? BROADCAST_MAC : inet.arp.lookup(hop, this.now);
+    if (mac) return this.emit(inet, bytes, l3, end, mac, EtherType.Ipv4);
+    // Waiting for ARP: keep a copy (the frame buffer belongs to the driver).
+    const copy = new Uint8Array(HEADROOM + end - l3);
+    copy.set(bytes.subarray(l3, end), HEADROOM);
+    this.arpActions(inet, inet.arp.enqueue(hop, { bytes: copy, l3: HEADROOM, end: HEADROOM + end - l3 }, this.now));
+  }
+
+  /**
+   * Puts a link header in front of `l3` and queues the frame. In the common
+   * case (same header size as the frame it arrived in) the header is written
+   * in place and the driver's own frame is sent back out: no allocation.
+   */
+  private emit(inet: Inet, bytes: Uint8Array, l3: number, end: number, dstMac: Uint8Array, etherType: number): void {
+    const header = inet.vlan === null ? ETHERNET_HEADER_LEN : ETHERNET_HEADER_LEN + VLAN_HEADER_LEN;
+    let frame: Uint8Array;
+    let at: number;
+    if (l3 >= header) {
+      at = l3 - header;
+      frame = at === 0 && end >= bytes.length - 64 ? bytes : bytes.subarray(at, end);
+    } else {
+      frame = new Uint8Array(header + end - l3);
+      frame.set(bytes.subarray(l3, end), header);
+      at = 0;
+    }
+    const b = at === 0 && frame !== bytes ? frame : bytes;
+    const o = b === bytes ? at : 0;
+    b.set(dstMac, o);
+    b.set(inet.mac, o + 6);
+    if (inet.vlan !== null) {
+      b[o + 12] = 0x81;
+      b[o + 13] = 0x00;
+      setVlanVid(b, o + 14, inet.vlan);
+      setVlanEtherType(b, o + 14, etherType);
+    } else {
+      b[o + 12] = etherType >>> 8;
+      b[o + 13] = etherType & 255;
+    }
+    inet.counters.packets_tx++;
+    this.counters.frames_tx++;
+    inet.port.pending.push(frame);
+    if (!this.inBatch) this.flush();
+  }
+
+  /** Sends every queued frame, one batch per NIC. */
+  flush(): void {
+    for (const port of this.ports) {
+      if (port.pending.length === 0) continue;
+      const frames = port.pending.splice(0, port.pending.length);
+      port.nic.send(frames);
+    }
+  }
+
+  private arpInput(inet: Inet, frame: Uint8Array, l3: number): void {
+    const op = (frame[l3 + 6]! << 8) | frame[l3 + 7]!;
+    if (op === 1) inet.counters.arp_requests_rx++;
+    else inet.counters.arp_replies_rx++;
+    this.arpActions(inet, inet.arp.receive(frame, l3, frame.length, this.now));
+  }
+
+  private arpActions(inet: Inet, actions: ReturnType<Inet['arp']['tick']>): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'request':
+          this.sendArp(inet, 'request', a.ip, ZERO_MAC, BROADCAST_MAC);
+          break;
+        case 'reply':
+          this.sendArp(inet, 'reply', a.ip, a.mac, a.mac);
+          break;
+        case 'send':
+          for (const d of a.packets) this.emit(inet, d.bytes, d.l3, d.end, a.mac, EtherType.Ipv4);
+          break;
+        case 'drop':
+          for (let i = 0; i < a.packets.length; i++) inet.drop('arp-queue-full');
+          break;
+        case 'failed':
+          for (const d of a.packets) {
+            inet.drop('arp-failed');
+            const p = newPacket();
+            if (!loadDatagram(p, d.bytes, d.l3, d.end, false) && ipv4Src(d.bytes, d.l3) !== inet.address) {
+              this.icmpErrorTo(inet, p, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.Host);
+            }
+          }
+          break;
+      }
+    }
+  }
+
+  private sendArp(inet: Inet, op: 'request' | 'reply', targetIp: number, targetMac: Uint8Array, dstMac: Uint8Array): void {
+    if (inet.address === 0) return;
+    const f = arpFrame(op, inet.mac, inet.address, targetMac, targetIp, dstMac);
+    if (op === 'request') inet.counters.arp_requests_tx++;
+    else inet.counters.arp_replies_tx++;
+    // arpFrame leaves room for a tag: re-emit through emit() so VLAN Ifaces tag it.
+    const l3 = HEADROOM;
+    const buffer = new Uint8Array(f.buffer, f.byteOffset - (HEADROOM - ETHERNET_HEADER_LEN), HEADROOM + 28);
+    this.emit(inet, buffer, l3, l3 + 28, dstMac, EtherType.Arp);
+  }
+
+  // --- timers ------------------------------------------------------------------------
+
+  private tick(): void {
+    for (const inet of this.ifaces.values()) this.arpActions(inet, inet.arp.tick(this.now));
+    if (this.conntrack) this.conntrack.sweep(this.now);
+    this.reassembler.sweep(this.now);
+  }
+
+  private startTimers(): void {
+    for (const t of this.ir.timers) {
+      const run = () => this.timerReport(t.data);
+      this.timers.push(
+        this.env.clock.setTimer(1000, () => {
+          run();
+          this.every(t.interval * 1000, run);
+        }),
+      );
+    }
+  }
+
+  private cpuSample: { at: number; micros: number } | null = null;
+
+  /** One Timer report (8.10; memory and cpu printed as the FIXes of 8.2 say). */
+  timerReport(data: readonly string[]): void {
+    for (const item of data) {
+      switch (item) {
+        case 'timestamp':
+          this.env.log(`[ NaCl Timer Timestamp ] ${new Date(this.env.clock.wallTime()).toISOString()}`);
+          break;
+        case 'stats':
+          this.env.log(`[ NaCl Timer Stats ] ${JSON.stringify(this.statistics())}`);
+          break;
+        case 'memory': {
+          const m = this.env.host?.memory();
+          this.env.log(m ? `[ NaCl Timer Memory ] Total memory: ${m.total} bytes, in use ${m.used} bytes (${((100 * m.used) / m.total).toFixed(1)}%)` : '[ NaCl Timer Memory ] not available');
+          break;
+        }
+        case 'cpu': {
+          const micros = this.env.host?.cpuMicros();
+          const now = this.env.clock.now();
+          if (micros === undefined || !this.cpuSample) this.env.log('[ NaCl Timer CPU ] CPU usage unavailable due to lack of samples');
+          else {
+            const usage = Math.min(100, (100 * (micros - this.cpuSample.micros)) / 1000 / Math.max(1, now - this.cpuSample.at));
+            this.env.log(`[ NaCl Timer CPU ] Usage: ${usage.toFixed(1)}% Idle: ${(100 - usage).toFixed(1)}%`);
+          }
+          if (micros !== undefined) this.cpuSample = { at: now, micros };
+          break;
+        }
+        case 'lb':
+          if (this.ir.loadBalancer) this.env.log('[ NaCl Timer LB ] the load balancer is not available in this runtime');
+          break;
+        case 'stack-sampling':
+          this.env.log('[ NaCl Timer Stack Sampling ] stack sampling is not available in this runtime');
+          break;
+        case 'timers':
+          this.env.log(`[ NaCl Timer Timers ] Active: ${this.timers.length} Existing: ${this.timers.length} Free: 0`);
+          break;
+      }
+    }
+  }
+
+  // --- syslog --------------------------------------------------------------------------
+
+  /** syslog(...): RFC 5424 over UDP from the Iface on NIC 0, or the console (8.1; PRI fixed). */
+  private syslog(severity: number, text: string): void {
+    const pri = 8 + severity;
+    const sink = this.ir.syslog;
+    if (!sink) {
+      this.env.log(`<${pri}> USER.${['EMERG', 'ALERT', 'CRIT', 'ERR', 'WARNING', 'NOTICE', 'INFO', 'DEBUG'][severity]} ${text}`);
+      return;
+    }
+    const from = [...this.ifaces.values()].find((i) => i.ir.vlan === null && 'index' in i.ir.nic && i.ir.nic.index === 0) ?? this.ifaces.values().next().value;
+    if (!from || from.address === 0) return;
+    const stamp = new Date(this.env.clock.wallTime()).toISOString();
+    const message = `<${pri}>1 ${stamp} ${formatIpv4Address(from.address)} nacl 1 - - ${text}`;
+    const payload = new TextEncoder().encode(message);
+    this.output(from, udpDatagram(from.address, 49152 + (severity % 8), parseIpv4Address(sink.address)!, sink.port, payload));
+    if (!this.inBatch) this.flush();
+  }
+
+  // --- inspection -------------------------------------------------------------------
+
+  statistics(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.counters)) if (typeof v === 'number') out[k] = v;
+    for (const [k, v] of Object.entries(this.counters.drops)) out[`drop.${k}`] = v;
+    for (const inet of this.ifaces.values()) {
+      for (const [k, v] of Object.entries(inet.counters)) if (typeof v === 'number') out[`${inet.name}.${k}`] = v;
+      for (const [k, v] of Object.entries(inet.counters.drops)) out[`${inet.name}.drop.${k}`] = v;
+    }
+    if (this.conntrack) for (const [k, v] of Object.entries(this.conntrack.counters)) out[`conntrack.${k}`] = v as number;
+    if (this.nat) for (const [k, v] of Object.entries(this.nat.counters)) out[`nat.${k}`] = v as number;
+    return out;
+  }
+
+  /**
+   * Runs a datagram through the receive path of an Iface as if it had
+   * arrived there (`nacl trace`, `nacl test`): no Ethernet, same hooks.
+   */
+  inject(ifaceName: string, datagram: Uint8Array, ctOverride?: number): boolean {
+    const inet = this.ifaces.get(ifaceName);
+    if (!inet) return false;
+    this.now = this.env.clock.now();
+    const bytes = new Uint8Array(HEADROOM + datagram.length);
+    bytes.set(datagram, HEADROOM);
+    const pkt = newPacket();
+    const error = loadDatagram(pkt, bytes, HEADROOM, bytes.length, true);
+    this.options.ctOverride = ctOverride;
+    this.inBatch = true;
+    try {
+      if (error) {
+        inet.drop(`ip-${error}`);
+        this.trace({ kind: 'drop', iface: inet.name, reason: `malformed IPv4 packet (${error})`, rule: null });
+        return true;
+      }
+      this.ipInput(inet, pkt);
+    } finally {
+      this.inBatch = false;
+      this.options.ctOverride = undefined;
+      this.flush();
+    }
+    return true;
+  }
+
+  private trace(event: Parameters<Tracer>[0]): void {
+    this.options.tracer?.(event);
+  }
+
+  private traceReceive(inet: Inet, pkt: Packet, handle: number): void {
+    const state = this.options.ctOverride ?? (handle >= 0 ? this.conntrack!.packetState(handle, pkt) : CT_STATE.invalid);
+    this.trace({ kind: 'receive', iface: inet.name, packet: addresses(pkt), ttl: ipv4Ttl(pkt.bytes, pkt.l3), ctState: CT_NAMES[state] ?? String(state) });
+  }
+}
+
+/** Are the transport headers the chains may read present (TCP/UDP/ICMP, first fragments)? */
+function l4Intact(pkt: Packet): boolean {
+  const { bytes, l3, l4, end } = pkt;
+  if (ipv4FragOffset(bytes, l3) !== 0) return true;
+  switch (ipv4Protocol(bytes, l3)) {
+    case IpProtocol.Tcp:
+      return end - l4 >= 20 && (bytes[l4 + 12]! >>> 4) * 4 >= 20 && (bytes[l4 + 12]! >>> 4) * 4 <= end - l4;
+    case IpProtocol.Udp:
+      return end - l4 >= 8;
+    case IpProtocol.Icmp:
+      return end - l4 >= 8;
+    default:
+      return true;
+  }
+}
+
+export function addresses(p: PacketView): Addresses {
+  return addressesOf(p.bytes, p.l3);
+}
+
+function addressesOf(bytes: Uint8Array, l3: number): Addresses {
+  const l4 = l3 + (bytes[l3]! & 15) * 4;
+  const proto = bytes[l3 + 9]!;
+  const ported = proto === 6 || proto === 17;
+  return {
+    src: formatIpv4Address(ipv4Src(bytes, l3)),
+    sport: ported ? (bytes[l4]! << 8) | bytes[l4 + 1]! : 0,
+    dst: formatIpv4Address(ipv4Dst(bytes, l3)),
+    dport: ported ? (bytes[l4 + 2]! << 8) | bytes[l4 + 3]! : 0,
+  };
+}
+
+export { PROTO_NUMBER, CtInfo };

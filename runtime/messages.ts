@@ -1,0 +1,161 @@
+import { ArpOperation, ArpRepr } from './wire/arp.ts';
+import { broadcastMac, ETHERNET_HEADER_LEN, EtherType, setEthDst, setEthEtherType, setEthSrc } from './wire/ethernet.ts';
+import { fillIcmpv4Checksum, Icmpv4Type } from './wire/icmpv4.ts';
+import { fillIpv4Checksum, ipv4Dst, ipv4HeaderLen, ipv4Src, ipv4TotalLen, IpProtocol } from './wire/ipv4.ts';
+import { fillTcpChecksum, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpSeq, tcpSrcPort, TcpFlag } from './wire/tcp.ts';
+import { fillUdpChecksum } from './wire/udp.ts';
+import { VLAN_HEADER_LEN } from './wire/vlan.ts';
+
+/*
+ * Packets the appliance itself originates (control path: allocation is
+ * fine here): ICMP replies and errors, TCP resets, UDP datagrams, ARP. Every
+ * datagram is built at offset HEADROOM so a link header (with or without an
+ * 802.1Q tag) can be written in front of it without copying.
+ */
+
+export const HEADROOM = ETHERNET_HEADER_LEN + VLAN_HEADER_LEN;
+
+export interface Datagram {
+  readonly bytes: Uint8Array;
+  /** Where the IPv4 header starts (HEADROOM). */
+  readonly l3: number;
+  readonly end: number;
+}
+
+let ipId = 1;
+
+function ipHeader(b: Uint8Array, total: number, protocol: number, src: number, dst: number, ttl = 64): void {
+  const o = HEADROOM;
+  b[o] = 0x45;
+  b[o + 2] = total >>> 8;
+  b[o + 3] = total & 255;
+  ipId = (ipId + 1) & 0xffff;
+  b[o + 4] = ipId >>> 8;
+  b[o + 5] = ipId & 255;
+  b[o + 8] = ttl;
+  b[o + 9] = protocol;
+  put32(b, o + 12, src);
+  put32(b, o + 16, dst);
+  fillIpv4Checksum(b, o);
+}
+
+export function put32(b: Uint8Array, at: number, n: number): void {
+  b[at] = n >>> 24;
+  b[at + 1] = (n >>> 16) & 255;
+  b[at + 2] = (n >>> 8) & 255;
+  b[at + 3] = n & 255;
+}
+
+function datagram(l4len: number): { b: Uint8Array; total: number } {
+  const total = 20 + l4len;
+  return { b: new Uint8Array(HEADROOM + total), total };
+}
+
+/** ICMP echo reply for a request: same identifier, sequence and data (RFC 792). */
+export function echoReply(req: Uint8Array, l3: number, end: number, src: number): Datagram {
+  const l4 = l3 + ipv4HeaderLen(req, l3);
+  const icmpLen = end - l4;
+  const { b, total } = datagram(icmpLen);
+  ipHeader(b, total, IpProtocol.Icmp, src, ipv4Src(req, l3));
+  const o = HEADROOM + 20;
+  b.set(req.subarray(l4, end), o);
+  b[o] = Icmpv4Type.EchoReply;
+  b[o + 1] = 0;
+  fillIcmpv4Checksum(b, o, HEADROOM + total);
+  return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
+}
+
+/**
+ * An ICMP error about a datagram: its IP header plus 8 bytes are quoted
+ * (RFC 792). `extra` fills bytes 4-7 (the next-hop MTU of frag-needed).
+ */
+export function icmpError(type: number, code: number, orig: Uint8Array, l3: number, src: number, extra = 0): Datagram {
+  const quoteLen = Math.min(ipv4HeaderLen(orig, l3) + 8, ipv4TotalLen(orig, l3), orig.length - l3);
+  const { b, total } = datagram(8 + quoteLen);
+  ipHeader(b, total, IpProtocol.Icmp, src, ipv4Src(orig, l3));
+  const o = HEADROOM + 20;
+  b[o] = type;
+  b[o + 1] = code;
+  b[o + 6] = extra >>> 8;
+  b[o + 7] = extra & 255;
+  b.set(orig.subarray(l3, l3 + quoteLen), o + 8);
+  fillIcmpv4Checksum(b, o, HEADROOM + total);
+  return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
+}
+
+/** RST for a segment to a closed port (RFC 9293 3.10.7.1). */
+export function tcpReset(seg: Uint8Array, l3: number, end: number): Datagram {
+  const l4 = l3 + ipv4HeaderLen(seg, l3);
+  const flags = tcpFlags(seg, l4);
+  const payload = end - l4 - tcpHeaderLen(seg, l4);
+  const { b, total } = datagram(20);
+  const src = ipv4Dst(seg, l3);
+  const dst = ipv4Src(seg, l3);
+  ipHeader(b, total, IpProtocol.Tcp, src, dst);
+  const o = HEADROOM + 20;
+  b[o] = tcpDstPort(seg, l4) >>> 8;
+  b[o + 1] = tcpDstPort(seg, l4) & 255;
+  b[o + 2] = tcpSrcPort(seg, l4) >>> 8;
+  b[o + 3] = tcpSrcPort(seg, l4) & 255;
+  if (flags & TcpFlag.Ack) {
+    put32(b, o + 4, tcpAck(seg, l4));
+    b[o + 13] = TcpFlag.Rst;
+  } else {
+    const len = payload + (flags & TcpFlag.Syn ? 1 : 0) + (flags & TcpFlag.Fin ? 1 : 0);
+    put32(b, o + 8, (tcpSeq(seg, l4) + len) >>> 0);
+    b[o + 13] = TcpFlag.Rst | TcpFlag.Ack;
+  }
+  b[o + 12] = 5 << 4;
+  fillTcpChecksum(b, o, 20, src, dst);
+  return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
+}
+
+export function udpDatagram(src: number, sport: number, dst: number, dport: number, payload: Uint8Array, ttl = 64): Datagram {
+  const { b, total } = datagram(8 + payload.length);
+  ipHeader(b, total, IpProtocol.Udp, src, dst, ttl);
+  const o = HEADROOM + 20;
+  b[o] = sport >>> 8;
+  b[o + 1] = sport & 255;
+  b[o + 2] = dport >>> 8;
+  b[o + 3] = dport & 255;
+  b[o + 4] = (8 + payload.length) >>> 8;
+  b[o + 5] = (8 + payload.length) & 255;
+  b.set(payload, o + 8);
+  fillUdpChecksum(b, o, src, dst);
+  return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
+}
+
+export function echoRequest(src: number, dst: number, ident: number, seq: number, payload: Uint8Array, ttl = 64): Datagram {
+  const { b, total } = datagram(8 + payload.length);
+  ipHeader(b, total, IpProtocol.Icmp, src, dst, ttl);
+  const o = HEADROOM + 20;
+  b[o] = Icmpv4Type.EchoRequest;
+  b[o + 4] = ident >>> 8;
+  b[o + 5] = ident & 255;
+  b[o + 6] = seq >>> 8;
+  b[o + 7] = seq & 255;
+  b.set(payload, o + 8);
+  fillIcmpv4Checksum(b, o, HEADROOM + total);
+  return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
+}
+
+/** An ARP frame (no VLAN tag; the NIC port adds one). */
+export function arpFrame(op: 'request' | 'reply', senderMac: Uint8Array, senderIp: number, targetMac: Uint8Array, targetIp: number, dstMac: Uint8Array): Uint8Array {
+  const f = new Uint8Array(HEADROOM + 28);
+  const o = HEADROOM;
+  ArpRepr.emit({ operation: op, senderMac, senderIp, targetMac, targetIp }, f, o);
+  return ethernetAround(f, o, o + 28, dstMac, senderMac, EtherType.Arp);
+}
+
+/** Writes an Ethernet header just before `l3` and returns the frame view (allocates the view). */
+export function ethernetAround(b: Uint8Array, l3: number, end: number, dst: Uint8Array, src: Uint8Array, etherType: number): Uint8Array {
+  const at = l3 - ETHERNET_HEADER_LEN;
+  setEthDst(b, at, dst);
+  setEthSrc(b, at, src);
+  setEthEtherType(b, at, etherType);
+  return b.subarray(at, end);
+}
+
+export const BROADCAST_MAC = broadcastMac();
+export const ZERO_MAC = new Uint8Array(6);
+export { ArpOperation };
