@@ -220,7 +220,7 @@ export class Conntrack {
   /** 0 = unlimited. */
   readonly limit: number;
   readonly #seed: number;
-  /** Milliseconds, [phase][protocol] flattened: see `#timeout`. */
+  /** Per phase, seconds (converted by `timeoutFor`). */
   readonly #unconfirmed: IrTimeouts;
   readonly #confirmed: IrTimeouts;
   readonly #established: IrTimeouts;

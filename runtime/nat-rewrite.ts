@@ -71,6 +71,11 @@ export function packetPort(pkt: Packet, which: 0 | 1): number {
   return -1;
 }
 
+/** Can `rewriteSource` / `rewriteDestination` work on this packet? Check before recording a mapping. */
+export function isRewritable(pkt: Packet): boolean {
+  return pkt.end <= pkt.bytes.length && pkt.l4 - pkt.l3 >= IPV4_MIN_HEADER_LEN && transportRewritable(pkt, ipv4Protocol(pkt.bytes, pkt.l3));
+}
+
 /** Is the transport header complete enough to rewrite, checksum included? Non-first fragments never are. */
 function transportRewritable(pkt: Packet, protocol: number): boolean {
   if (ipv4FragOffset(pkt.bytes, pkt.l3) !== 0) return false;

@@ -28,6 +28,7 @@ import type { Conntrack } from './conntrack.ts';
 import { isRelated, isReply } from './conntrack.ts';
 import {
   hasPorts,
+  isRewritable,
   packetPort,
   quotedAddress,
   quotedPort,
@@ -146,6 +147,10 @@ export class Nat {
     const ports = hasPorts(protocol);
     const newPort = ports && port !== null ? port : -1;
     if (addr === null && newPort < 0) return true;
+    if (!isRewritable(pkt)) {
+      this.counters.malformed++;
+      return false;
+    }
     const ok = destination
       ? ct.setReplyTuple(handle, addr ?? ct.replySrc(handle), newPort >= 0 ? newPort : ct.replySport(handle), ct.replyDst(handle), ct.replyDport(handle))
       : ct.setReplyTuple(handle, ct.replySrc(handle), ct.replySport(handle), addr ?? ct.replyDst(handle), newPort >= 0 ? newPort : ct.replyDport(handle));
@@ -218,6 +223,10 @@ export class Nat {
     if (!ct.isAlive(handle)) return true;
     if (isRelated(pkt)) return isReply(pkt) ? true : this.#relatedSource(pkt, handle);
     if (isReply(pkt)) return true;
+    if (!isRewritable(pkt)) {
+      this.counters.malformed++;
+      return false;
+    }
     const protocol = ct.protocol(handle);
     const ports = hasPorts(protocol);
     if (this.#snated(handle)) {

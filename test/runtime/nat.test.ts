@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Conntrack, DEFAULT_CONNTRACK_TIMEOUTS } from '../../runtime/conntrack.ts';
+import { Conntrack, DEFAULT_CONNTRACK_TIMEOUTS, isIcmpError } from '../../runtime/conntrack.ts';
 import { Nat } from '../../runtime/nat.ts';
 import { CtInfo, newPacket, type Packet } from '../../runtime/packet.ts';
 import { PortAllocator } from '../../runtime/port-allocator.ts';
 import { computeUdpChecksum, setUdpSrcPort, udpChecksum } from '../../runtime/wire/udp.ts';
-import { IpProtocol } from '../../runtime/wire/ipv4.ts';
+import { IpProtocol, ipv4Protocol } from '../../runtime/wire/ipv4.ts';
 import {
   ACK,
   checksumsValid,
@@ -40,10 +40,19 @@ function through(ct: Conntrack, pkt: Packet, now = T0): number {
   return h;
 }
 
+/**
+ * Byte-exact against the packet built directly for the expected tuple, and
+ * every checksum re-verified from scratch: IPv4 header, TCP / UDP / ICMP,
+ * and for an ICMP error the quoted header too.
+ */
 function expectSameBytes(actual: Packet, expected: Packet): void {
   expect(Buffer.from(actual.bytes.subarray(actual.l3, actual.end)).toString('hex')).toBe(
     Buffer.from(expected.bytes.subarray(expected.l3, expected.end)).toString('hex'),
   );
+  expect(checksumsValid(actual)).toBe(true);
+  if (ipv4Protocol(actual.bytes, actual.l3) === IpProtocol.Icmp && isIcmpError(actual.bytes[actual.l4]!)) {
+    expect(quotedHeaderChecksumValid(actual)).toBe(true);
+  }
 }
 
 describe('explicit dnat', () => {
@@ -121,6 +130,19 @@ describe('explicit dnat', () => {
     expect(nat.dnat(pkt, h, ip(H2), null)).toBe(false);
     expectSameBytes(pkt, udp(S, 5000, E, 53));
     expect(nat.counters.conflicts).toBe(1);
+  });
+
+  it('drops a packet too short to rewrite and leaves its bytes and the entry alone', () => {
+    const { ct, nat } = setup();
+    const h = through(ct, tcp(S, 40000, E, 8080, { flags: SYN }));
+    const short = tcp(S, 40000, E, 8080, { flags: SYN });
+    short.ctInfo = CtInfo.Original;
+    short.end = short.l4 + 12;
+    const before = short.bytes.slice();
+    expect(nat.dnat(short, h, ip(H2), 80)).toBe(false);
+    expect(nat.counters.malformed).toBe(1);
+    expect(short.bytes).toEqual(before);
+    expect([ct.replySrc(h), ct.replySport(h)]).toEqual([ip(E), 8080]);
   });
 
   it('does nothing without a conntrack entry', () => {
