@@ -3,7 +3,7 @@ import { CT_STATE, type Ir, type IrIface } from '../compiler/ir.ts';
 import { Conntrack } from './conntrack.ts';
 import type { Nic } from './drivers/nic.ts';
 import { Inet, type ChainStep, type NicPort } from './inet.ts';
-import { arpFrame, BROADCAST_MAC, echoReply, ethernetAround, HEADROOM, icmpError, tcpReset, udpDatagram, ZERO_MAC, type Datagram } from './messages.ts';
+import { arpPacket, BROADCAST_MAC, echoReply, HEADROOM, icmpError, tcpReset, udpDatagram, ZERO_MAC, type Datagram } from './messages.ts';
 import { Nat } from './nat.ts';
 import { CtInfo, loadDatagram, newPacket, type Packet } from './packet.ts';
 import { Reassembler } from './reassembly.ts';
@@ -62,6 +62,11 @@ export interface ApplianceEnv {
 
 export interface ApplianceOptions {
   readonly tracer?: Tracer;
+  /**
+   * Local delivery hook (simulated hosts): sees every datagram that passed
+   * the input chain; returning true means it was consumed.
+   */
+  readonly deliver?: (iface: string, bytes: Uint8Array, l3: number, l4: number, end: number) => boolean;
   /** `ct=` of a packet SPEC: what rules see instead of the real state (trace/test). */
   ctOverride?: number | undefined;
 }
@@ -376,6 +381,7 @@ export class Appliance {
       return;
     }
     const { bytes, l3, l4, end } = pkt;
+    if (this.options.deliver?.(inet.name, bytes, l3, l4, end)) return;
     const protocol = ipv4Protocol(bytes, l3);
     const dst = ipv4Dst(bytes, l3);
     const broadcast = dst !== inet.address;
@@ -419,7 +425,7 @@ export class Appliance {
       ingress.drop('ttl-expired');
       this.trace({ kind: 'drop', iface: ingress.name, reason: `TTL ${ttlBefore} expires here`, rule: null });
       if (ttl === TtlVerdict.TimeExceeded && timeExceededAllowed(pkt, this.ir.gateway?.sendTimeExceeded ?? true)) {
-        this.icmpErrorTo(ingress, pkt, Icmpv4Type.TimeExceeded, Icmpv4TimeExceeded.TtlExceeded);
+        this.icmpErrorTo(ingress, pkt, Icmpv4Type.TimeExceeded, Icmpv4TimeExceeded.TtlExpired);
       }
       return;
     }
@@ -533,18 +539,18 @@ export class Appliance {
    */
   private emit(inet: Inet, bytes: Uint8Array, l3: number, end: number, dstMac: Uint8Array, etherType: number): void {
     const header = inet.vlan === null ? ETHERNET_HEADER_LEN : ETHERNET_HEADER_LEN + VLAN_HEADER_LEN;
+    let b = bytes;
+    let o = l3 - header;
     let frame: Uint8Array;
-    let at: number;
-    if (l3 >= header) {
-      at = l3 - header;
-      frame = at === 0 && end >= bytes.length - 64 ? bytes : bytes.subarray(at, end);
+    if (o >= 0) {
+      frame = o === 0 ? bytes : bytes.subarray(o, end);
     } else {
-      frame = new Uint8Array(header + end - l3);
-      frame.set(bytes.subarray(l3, end), header);
-      at = 0;
+      // An untagged frame leaving on a VLAN: the tag needs room the buffer lacks.
+      b = new Uint8Array(header + end - l3);
+      b.set(bytes.subarray(l3, end), header);
+      o = 0;
+      frame = b;
     }
-    const b = at === 0 && frame !== bytes ? frame : bytes;
-    const o = b === bytes ? at : 0;
     b.set(dstMac, o);
     b.set(inet.mac, o + 6);
     if (inet.vlan !== null) {
@@ -608,13 +614,10 @@ export class Appliance {
 
   private sendArp(inet: Inet, op: 'request' | 'reply', targetIp: number, targetMac: Uint8Array, dstMac: Uint8Array): void {
     if (inet.address === 0) return;
-    const f = arpFrame(op, inet.mac, inet.address, targetMac, targetIp, dstMac);
     if (op === 'request') inet.counters.arp_requests_tx++;
     else inet.counters.arp_replies_tx++;
-    // arpFrame leaves room for a tag: re-emit through emit() so VLAN Ifaces tag it.
-    const l3 = HEADROOM;
-    const buffer = new Uint8Array(f.buffer, f.byteOffset - (HEADROOM - ETHERNET_HEADER_LEN), HEADROOM + 28);
-    this.emit(inet, buffer, l3, l3 + 28, dstMac, EtherType.Arp);
+    const d = arpPacket(op, inet.mac, inet.address, targetMac, targetIp);
+    this.emit(inet, d.bytes, d.l3, d.end, dstMac, EtherType.Arp);
   }
 
   // --- timers ------------------------------------------------------------------------

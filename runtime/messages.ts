@@ -1,5 +1,5 @@
 import { ArpOperation, ArpRepr } from './wire/arp.ts';
-import { broadcastMac, ETHERNET_HEADER_LEN, EtherType, setEthDst, setEthEtherType, setEthSrc } from './wire/ethernet.ts';
+import { broadcastMac, ETHERNET_HEADER_LEN } from './wire/ethernet.ts';
 import { fillIcmpv4Checksum, Icmpv4Type } from './wire/icmpv4.ts';
 import { fillIpv4Checksum, ipv4Dst, ipv4HeaderLen, ipv4Src, ipv4TotalLen, IpProtocol } from './wire/ipv4.ts';
 import { fillTcpChecksum, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpSeq, tcpSrcPort, TcpFlag } from './wire/tcp.ts';
@@ -125,6 +125,24 @@ export function udpDatagram(src: number, sport: number, dst: number, dport: numb
   return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
 }
 
+/** A TCP SYN with no options. */
+export function tcpSyn(src: number, sport: number, dst: number, dport: number, seq = 1000): Datagram {
+  const { b, total } = datagram(20);
+  ipHeader(b, total, IpProtocol.Tcp, src, dst);
+  const o = HEADROOM + 20;
+  b[o] = sport >>> 8;
+  b[o + 1] = sport & 255;
+  b[o + 2] = dport >>> 8;
+  b[o + 3] = dport & 255;
+  put32(b, o + 4, seq);
+  b[o + 12] = 5 << 4;
+  b[o + 13] = TcpFlag.Syn;
+  b[o + 14] = 0xfa;
+  b[o + 15] = 0xf0;
+  fillTcpChecksum(b, o, 20, src, dst);
+  return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
+}
+
 export function echoRequest(src: number, dst: number, ident: number, seq: number, payload: Uint8Array, ttl = 64): Datagram {
   const { b, total } = datagram(8 + payload.length);
   ipHeader(b, total, IpProtocol.Icmp, src, dst, ttl);
@@ -139,21 +157,11 @@ export function echoRequest(src: number, dst: number, ident: number, seq: number
   return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
 }
 
-/** An ARP frame (no VLAN tag; the NIC port adds one). */
-export function arpFrame(op: 'request' | 'reply', senderMac: Uint8Array, senderIp: number, targetMac: Uint8Array, targetIp: number, dstMac: Uint8Array): Uint8Array {
-  const f = new Uint8Array(HEADROOM + 28);
-  const o = HEADROOM;
-  ArpRepr.emit({ operation: op, senderMac, senderIp, targetMac, targetIp }, f, o);
-  return ethernetAround(f, o, o + 28, dstMac, senderMac, EtherType.Arp);
-}
-
-/** Writes an Ethernet header just before `l3` and returns the frame view (allocates the view). */
-export function ethernetAround(b: Uint8Array, l3: number, end: number, dst: Uint8Array, src: Uint8Array, etherType: number): Uint8Array {
-  const at = l3 - ETHERNET_HEADER_LEN;
-  setEthDst(b, at, dst);
-  setEthSrc(b, at, src);
-  setEthEtherType(b, at, etherType);
-  return b.subarray(at, end);
+/** An ARP packet (the link header is written in front of it on emit). */
+export function arpPacket(op: 'request' | 'reply', senderMac: Uint8Array, senderIp: number, targetMac: Uint8Array, targetIp: number): Datagram {
+  const b = new Uint8Array(HEADROOM + 28);
+  ArpRepr.emit({ operation: op, senderMac, senderIp, targetMac, targetIp }, b, HEADROOM);
+  return { bytes: b, l3: HEADROOM, end: HEADROOM + 28 };
 }
 
 export const BROADCAST_MAC = broadcastMac();

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { Sim } from '../helpers/sim.ts';
+
+const ROUTER = `
+Iface lan { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, input: guard }
+Iface wan { index: 1, address: 10.1.0.1, netmask: 255.255.255.0 }
+Gateway gw {
+  forward: fw,
+  inside: { net: 10.0.0.0, netmask: 255.255.255.0, iface: lan },
+  outside: { net: 10.1.0.0, netmask: 255.255.255.0, iface: wan }
+}
+Filter::IP guard {
+  Filter::ICMP { if (icmp.type == echo-request) { accept } }
+  drop
+}
+Filter::IP fw {
+  if (ct.state == established) { accept }
+  Filter::UDP { if (udp.dport == 9999) { drop } }
+  accept
+}
+`;
+
+describe('a router with a firewall, on a simulated network', () => {
+  it('answers ARP and ping on its own address', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    a.ping('10.0.0.1');
+    sim.settle();
+    expect(a.received.map((r) => [r.protocol, r.src, r.detail])).toEqual([[1, '10.0.0.1', 0]]);
+  });
+
+  it('forwards between subnets and decrements the TTL', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    a.udp('10.1.0.9', 5000, 'hello', 40000, 64);
+    sim.settle();
+    expect(b.received).toHaveLength(1);
+    expect(b.received[0]).toMatchObject({ src: '10.0.0.5', dst: '10.1.0.9', ttl: 63, dport: 5000 });
+    expect(new TextDecoder().decode(b.received[0]!.payload)).toBe('hello');
+  });
+
+  it('sends ICMP time exceeded for a packet arriving with TTL 1 (RFC 1812, fixing upstream)', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    a.udp('10.1.0.9', 5000, 'x', 40000, 1);
+    sim.settle();
+    expect(b.received).toEqual([]);
+    expect(a.received.map((r) => [r.protocol, r.src, r.detail])).toEqual([[1, '10.0.0.1', 11]]);
+  });
+
+  it('drops what the forward chain drops', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    a.udp('10.1.0.9', 9999, 'blocked');
+    a.udp('10.1.0.9', 9998, 'allowed');
+    sim.settle();
+    expect(b.received.map((r) => r.dport)).toEqual([9998]);
+  });
+
+  it('drops a TCP SYN to the appliance that its input filter does not allow', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    a.syn('10.0.0.1', 22);
+    sim.settle();
+    expect(a.received).toEqual([]);
+    expect(sim.appliance.statistics()['lan.drop.input-rule']).toBe(1);
+  });
+
+  it('answers a TCP SYN to a closed port with RST when nothing filters it', () => {
+    const sim = new Sim(ROUTER);
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    b.syn('10.1.0.1', 22);
+    sim.settle();
+    expect(b.received.map((r) => [r.protocol, r.src, r.detail & 0x04])).toEqual([[6, '10.1.0.1', 4]]);
+  });
+
+  it('gives up on an unreachable next hop after 1 + 3 ARP requests and reports host unreachable', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    a.udp('10.1.0.77', 5000, 'nobody home');
+    sim.settle(5000);
+    expect(a.received.map((r) => [r.protocol, r.detail])).toEqual([[1, 3]]);
+    expect(sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx).toBeGreaterThanOrEqual(4);
+  });
+});
