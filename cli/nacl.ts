@@ -76,6 +76,24 @@ program
   .addOption(new Option('--format <format>', 'text or json').default('text'))
   .action(run(async () => (await import('./commands/bench.ts')).runBench));
 
+program
+  .command('trace')
+  .description('run one packet through the compiled pipeline (no NIC) and show every hook, rule, translation and the verdict')
+  .argument('<file>', 'config file')
+  .requiredOption('--iface <name>', 'the Iface the packet arrives on')
+  .requiredOption('--packet <spec>', 'e.g. "tcp 10.0.0.5:40000 -> 10.0.0.45:80 flags=S" (keys: ttl flags type code len id vlan ct)')
+  .addOption(new Option('--format <format>', 'text or json').default('text'))
+  .action(run(async () => (await import('./commands/trace.ts')).runTrace));
+
+program
+  .command('test')
+  .description('check packet expectations (a YAML test file) against a config; exit 1 if any fails')
+  .argument('<file>', 'the config (or the tests file, when it names its config)')
+  .argument('[tests]', 'the tests file (YAML)')
+  .addOption(new Option('--format <format>', 'text, json or junit').default('text'))
+  .option('--coverage', 'list the rules no test reached')
+  .action(run(async () => (await import('./commands/test.ts')).runTest));
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);

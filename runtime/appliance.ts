@@ -10,7 +10,9 @@ import { Reassembler } from './reassembly.ts';
 import { forwardTtl, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } from './router.ts';
 import type { Addresses, Tracer } from './trace-events.ts';
 import { ETHERNET_HEADER_LEN, EtherType, ethEtherType, ethIsMulticast, macEquals } from './wire/ethernet.ts';
-import { Icmpv4TimeExceeded, Icmpv4Type, Icmpv4Unreachable } from './wire/icmpv4.ts';
+import { icmpv4ChecksumIsValid, Icmpv4TimeExceeded, Icmpv4Type, Icmpv4Unreachable } from './wire/icmpv4.ts';
+import { tcpChecksumIsValid } from './wire/tcp.ts';
+import { udpChecksumIsValid } from './wire/udp.ts';
 import {
   formatIpv4Address,
   ipv4DontFrag,
@@ -108,6 +110,8 @@ export class Appliance {
   private icmpTokens = 100;
   private icmpRefill = 0;
   private inBatch = false;
+  /** Work that must wait until the current packet is done (syslog datagrams). */
+  private readonly deferred: (() => void)[] = [];
 
   constructor(
     readonly ir: Ir,
@@ -151,6 +155,11 @@ export class Appliance {
       },
     };
     this.buildPorts();
+  }
+
+  /** Rule ids of the generated module, indexed as FunctionState.rule. */
+  get ruleIds(): readonly string[] {
+    return this.functions?.rules ?? [];
   }
 
   /** Installs the generated functions (loaded by the tender with `this.rt`). */
@@ -280,14 +289,14 @@ export class Appliance {
     this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
   }
 
-  /** An IPv4 datagram arrived on `inet` (1.2 steps 2-10). */
-  ipInput(inet: Inet, pkt: Packet): void {
+  /** An IPv4 datagram arrived on `inet` (1.2 steps 2-10); `tracked` when it loops back already tracked. */
+  ipInput(inet: Inet, pkt: Packet, tracked?: number): void {
     const { bytes, l3 } = pkt;
     inet.counters.packets_rx++;
     const src = ipv4Src(bytes, l3);
     if (src >>> 28 === 0xe || src === 0xffffffff || (src === inet.broadcast && inet.address !== 0)) return inet.drop('bad-source');
     if (!l4Intact(pkt)) return inet.drop('truncated-l4');
-    const handle = this.track(inet, pkt);
+    const handle = tracked ?? this.track(inet, pkt);
     if (this.options.tracer) this.traceReceive(inet, pkt, handle);
     if (!this.runChain(inet, 'prerouting', pkt, handle)) {
       inet.counters.prerouting_dropped++;
@@ -381,6 +390,12 @@ export class Appliance {
       return;
     }
     const { bytes, l3, l4, end } = pkt;
+    // Forwarded packets are not checked (the receiver does that); local ones are (Linux does; upstream skipped UDP).
+    if (!l4ChecksumValid(bytes, l3, l4, end)) {
+      inet.drop('bad-l4-checksum');
+      this.trace({ kind: 'drop', iface: inet.name, reason: 'bad TCP/UDP/ICMP checksum', rule: null });
+      return;
+    }
     if (this.options.deliver?.(inet.name, bytes, l3, l4, end)) return;
     const protocol = ipv4Protocol(bytes, l3);
     const dst = ipv4Dst(bytes, l3);
@@ -449,7 +464,7 @@ export class Appliance {
     this.trace({
       kind: 'route',
       destination: formatIpv4Address(dst),
-      route: `${route.name ?? 'route'} ${formatIpv4Address(route.net)}/${32 - Math.clz32(~route.netmask >>> 0)}${route.nexthop ? ` via ${formatIpv4Address(route.nexthop)}` : ''} cost ${route.cost}`,
+      route: `${route.name ?? 'route'} ${formatIpv4Address(route.net)}/${Math.clz32(~route.netmask >>> 0)}${route.nexthop ? ` via ${formatIpv4Address(route.nexthop)}` : ''} cost ${route.cost}`,
       egress: egress.name,
       nexthop: hop ? formatIpv4Address(hop) : null,
     });
@@ -461,8 +476,8 @@ export class Appliance {
   /** Egress (1.3 steps 6-9): confirm, postrouting, MTU, next hop, ARP. */
   private ship(egress: Inet, pkt: Packet, handle: number, hop: number, ingress: Inet): void {
     if (ipv4Dst(pkt.bytes, pkt.l3) === egress.address && egress.address !== 0) {
-      // Addressed to another Iface of this appliance: loop it into that Iface (1.3).
-      return this.ipInput(egress, pkt);
+      // Addressed to another Iface of this appliance: loop it into that Iface (1.3), same conntrack entry.
+      return this.ipInput(egress, pkt, handle);
     }
     if (handle >= 0) this.conntrack!.confirm(handle, this.now);
     if (!this.runChain(egress, 'postrouting', pkt, handle)) {
@@ -568,8 +583,9 @@ export class Appliance {
     if (!this.inBatch) this.flush();
   }
 
-  /** Sends every queued frame, one batch per NIC. */
+  /** Runs deferred sends, then sends every queued frame, one batch per NIC. */
   flush(): void {
+    while (this.deferred.length > 0) this.deferred.shift()!();
     for (const port of this.ports) {
       if (port.pending.length === 0) continue;
       const frames = port.pending.splice(0, port.pending.length);
@@ -696,7 +712,8 @@ export class Appliance {
     const stamp = new Date(this.env.clock.wallTime()).toISOString();
     const message = `<${pri}>1 ${stamp} ${formatIpv4Address(from.address)} nacl 1 - - ${text}`;
     const payload = new TextEncoder().encode(message);
-    this.output(from, udpDatagram(from.address, 49152 + (severity % 8), parseIpv4Address(sink.address)!, sink.port, payload));
+    // Sent after the packet that triggered it is done: the output path must not run inside a chain.
+    this.deferred.push(() => this.output(from, udpDatagram(from.address, 49152 + (severity % 8), parseIpv4Address(sink.address)!, sink.port, payload)));
     if (!this.inBatch) this.flush();
   }
 
@@ -751,6 +768,21 @@ export class Appliance {
   private traceReceive(inet: Inet, pkt: Packet, handle: number): void {
     const state = this.options.ctOverride ?? (handle >= 0 ? this.conntrack!.packetState(handle, pkt) : CT_STATE.invalid);
     this.trace({ kind: 'receive', iface: inet.name, packet: addresses(pkt), ttl: ipv4Ttl(pkt.bytes, pkt.l3), ctState: CT_NAMES[state] ?? String(state) });
+  }
+}
+
+function l4ChecksumValid(bytes: Uint8Array, l3: number, l4: number, end: number): boolean {
+  const src = ipv4Src(bytes, l3);
+  const dst = ipv4Dst(bytes, l3);
+  switch (ipv4Protocol(bytes, l3)) {
+    case IpProtocol.Tcp:
+      return tcpChecksumIsValid(bytes, l4, end - l4, src, dst);
+    case IpProtocol.Udp:
+      return udpChecksumIsValid(bytes, l4, src, dst);
+    case IpProtocol.Icmp:
+      return icmpv4ChecksumIsValid(bytes, l4, end);
+    default:
+      return true;
   }
 }
 

@@ -31,6 +31,8 @@ export interface SimHostOptions {
   readonly nic: Nic;
   readonly clock: Clock;
   readonly log?: (line: string) => void;
+  /** Tag everything with this 802.1Q VLAN id (a host on a trunk port). */
+  readonly vlan?: number;
 }
 
 function hostIr(o: SimHostOptions): Ir {
@@ -38,7 +40,7 @@ function hostIr(o: SimHostOptions): Ir {
   const iface: IrIface = {
     name: o.name,
     nic: { index: 0 },
-    vlan: null,
+    vlan: o.vlan ?? null,
     config: 'static',
     address: o.address,
     netmask,
