@@ -40,10 +40,10 @@ program
 
 program
   .command('build')
-  .description('compile a config; --emit ir prints the IR (JSON) on stdout')
+  .description('compile a config to an appliance image and print its summary')
   .argument('<file>', 'config file')
   .option('-o, --output <image>', 'image file to write (default ./<basename>.nimg)')
-  .addOption(new Option('--emit <what>', 'print instead of writing an image: ir'))
+  .addOption(new Option('--emit <what>', 'print instead of writing an image: ir (the IR as JSON) or js (the generated filter code)'))
   .action(run(async () => (await import('./commands/build.ts')).runBuild));
 
 program
@@ -93,6 +93,34 @@ program
   .addOption(new Option('--format <format>', 'text, json or junit').default('text'))
   .option('--coverage', 'list the rules no test reached')
   .action(run(async () => (await import('./commands/test.ts')).runTest));
+
+program
+  .command('inspect')
+  .description("print an image's manifest and summary")
+  .argument('<image>', 'image file (.nimg)')
+  .addOption(new Option('--format <format>', 'text or json').default('text'))
+  .action(run(async () => (await import('./commands/inspect.ts')).runInspect));
+
+const bootOptions = (cmd: Command) =>
+  cmd
+    .option('--nic <N=DRIVER:ARGS>', 'attach NIC N (the Iface index, or its MAC): tap:IFNAME, udp:LPORT,HOST:PORT, memory:NAME, pcap:IN[,OUT] (repeatable)', collect)
+    .addOption(new Option('--log-format <format>', 'text or json').default('text'))
+    .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (on the host, not the appliance NICs)')
+    .option('--pcap-out <dir>', 'record every NIC to DIR/nicN.pcap');
+
+bootOptions(
+  program
+    .command('boot')
+    .description('boot an image on NICs; prints a ready line, stops on SIGINT/SIGTERM')
+    .argument('<image>', 'image file (.nimg)'),
+).action(run(async () => (await import('./commands/boot.ts')).runBoot));
+
+bootOptions(
+  program
+    .command('run')
+    .description('build a config in memory and boot it (as build + boot)')
+    .argument('<file>', 'config file'),
+).action(run(async () => (await import('./commands/boot.ts')).runRun));
 
 async function main(): Promise<void> {
   try {

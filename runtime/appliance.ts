@@ -27,6 +27,7 @@ import {
 } from './wire/ipv4.ts';
 import { setVlanEtherType, setVlanVid, VLAN_HEADER_LEN, vlanEtherType, vlanVid, isVlanTpid } from './wire/vlan.ts';
 import { fragmentDatagram } from './fragment.ts';
+import { utf8 } from './utf8.ts';
 
 /*
  * The appliance: the stacks, connection tracker, NAT engine and router an IR
@@ -711,7 +712,7 @@ export class Appliance {
     if (!from || from.address === 0) return;
     const stamp = new Date(this.env.clock.wallTime()).toISOString();
     const message = `<${pri}>1 ${stamp} ${formatIpv4Address(from.address)} nacl 1 - - ${text}`;
-    const payload = new TextEncoder().encode(message);
+    const payload = utf8(message);
     // Sent after the packet that triggered it is done: the output path must not run inside a chain.
     this.deferred.push(() => this.output(from, udpDatagram(from.address, 49152 + (severity % 8), parseIpv4Address(sink.address)!, sink.port, payload)));
     if (!this.inBatch) this.flush();

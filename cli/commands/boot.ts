@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { generateModule } from '../../compiler/codegen/emit.ts';
+import { readImage, writeImage, type LoadedImage } from '../../compiler/image.ts';
+import { parseDriverSpec, type DriverSpec } from '../../runtime/drivers/spec.ts';
+import { bootImage, TenderError } from '../../runtime/tender.ts';
+import { parseFormat, UsageError } from '../io.ts';
+import { loadConfig } from '../load.ts';
+import { runtimeBundle } from '../runtime-bundle.ts';
+
+export interface BootOptions {
+  nic?: string[];
+  logFormat: string;
+  metrics?: string;
+  pcapOut?: string;
+}
+
+function nicSpecs(list: readonly string[]): Map<string, DriverSpec> {
+  const out = new Map<string, DriverSpec>();
+  for (const text of list) {
+    const eq = text.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--nic ${text}: expected N=DRIVER:ARGS, e.g. 0=tap:nacl0`);
+    const key = text.slice(0, eq).toLowerCase();
+    if (!/^\d+$/.test(key) && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(key)) throw new UsageError(`--nic ${text}: N must be an Iface index or a MAC address`);
+    const spec = parseDriverSpec(text.slice(eq + 1));
+    if (!spec.ok) throw new UsageError(`--nic ${text}: ${spec.message}`);
+    if (out.has(key)) throw new UsageError(`--nic ${key} is given twice`);
+    out.set(key, spec.spec);
+  }
+  return out;
+}
+
+async function start(image: LoadedImage, label: string, options: BootOptions): Promise<number> {
+  const logFormat = parseFormat(options.logFormat, ['text', 'json'] as const);
+  let running;
+  try {
+    running = await bootImage(image, {
+      nics: nicSpecs(options.nic ?? []),
+      logFormat,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.pcapOut ? { pcapOut: options.pcapOut } : {}),
+      write: (line) => process.stdout.write(line + '\n'),
+      label,
+    });
+  } catch (err) {
+    if (err instanceof TenderError) throw new UsageError(err.message);
+    throw err;
+  }
+  // Runs until SIGINT or SIGTERM; then stops cleanly. The interval keeps the
+  // process alive when every NIC is in-process.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  return await new Promise<number>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      clearInterval(keepAlive);
+      running.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+/** `nacl boot IMAGE --nic N=DRIVER:ARGS ...` (cli.md). */
+export async function runBoot(file: string, options: BootOptions): Promise<number> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  const loaded = readImage(bytes);
+  if (!loaded.ok) throw new UsageError(`${file}: ${loaded.message}`);
+  return start(loaded.image, file, options);
+}
+
+/** `nacl run FILE --nic ...`: build in memory and boot. */
+export async function runRun(file: string, options: BootOptions): Promise<number> {
+  const compiled = loadConfig(file, { quietWarnings: true });
+  if (!compiled) return 1;
+  const loaded = readImage(writeImage(compiled.ir!, generateModule(compiled.ir!), runtimeBundle()));
+  if (!loaded.ok) throw new Error(loaded.message);
+  return start(loaded.image, file, options);
+}

@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import vm from 'node:vm';
+import type { GeneratedModule, GeneratedRuntime, TraceSink } from '../compiler/codegen/runtime-api.ts';
+import type { LoadedImage } from '../compiler/image.ts';
+import type { ApplianceEnv } from './appliance.ts';
+import { systemClock } from './clock.ts';
+import { openMemoryNic } from './drivers/memory.ts';
+import type { Nic } from './drivers/nic.ts';
+import { openPcapNic, PcapWriter, recordNic } from './drivers/pcap.ts';
+import type { DriverSpec } from './drivers/spec.ts';
+import type { BootedAppliance } from './image-entry.ts';
+
+/*
+ * The tender (architecture.md): the host program that boots an image. It
+ * opens the NICs the command line names, gives the appliance a clock and a
+ * log sink, and runs the image's runtime and generated code in a vm context
+ * that holds nothing else - no require, no process, no fs.
+ */
+
+export interface TenderOptions {
+  /** Driver per NIC key (Iface index, or MAC for MAC-indexed Ifaces). */
+  readonly nics: ReadonlyMap<string, DriverSpec>;
+  readonly logFormat: 'text' | 'json';
+  readonly pcapOut?: string;
+  /** HOST:PORT for Prometheus metrics over HTTP, served by the tender. */
+  readonly metrics?: string;
+  readonly write: (line: string) => void;
+  /** Label of the image in log lines. */
+  readonly label: string;
+}
+
+export interface RunningAppliance {
+  readonly appliance: BootedAppliance;
+  readonly nics: ReadonlyMap<string, Nic>;
+  readonly metricsAddress: string | null;
+  stop(): Promise<void>;
+}
+
+export class TenderError extends Error {}
+
+/** A NIC's MAC: the Iface's MAC index, else derived from the image hash and the NIC number. */
+export function nicMac(image: LoadedImage, key: string): Uint8Array {
+  if (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(key)) return Uint8Array.from(key.split(':').map((h) => parseInt(h, 16)));
+  const h = createHash('sha256').update(`${image.manifest.contentSha256}/${key}`).digest();
+  return Uint8Array.of(0x02, h[0]!, h[1]!, h[2]!, h[3]!, h[4]!);
+}
+
+async function openDriver(spec: DriverSpec, mac: Uint8Array, key: string): Promise<Nic> {
+  switch (spec.driver) {
+    case 'memory':
+      return openMemoryNic(spec.name, { name: `nic${key}`, mac });
+    case 'tap': {
+      const { openTap } = await import('./drivers/tap.ts');
+      return openTap(spec.ifname, { mac });
+    }
+    case 'udp': {
+      const { openUdpNic } = await import('./drivers/udp.ts');
+      return openUdpNic(spec.localPort, spec.remoteHost, spec.remotePort, { mac });
+    }
+    case 'pcap':
+      return openPcapNic({ input: spec.input, ...(spec.output ? { output: spec.output } : {}), mac });
+  }
+}
+
+export async function bootImage(image: LoadedImage, options: TenderOptions): Promise<RunningAppliance> {
+  const started = performance.now();
+  const required = image.manifest.nics.map((n) => ({ key: n.index !== null ? String(n.index) : n.mac!, ifaces: n.ifaces }));
+  for (const r of required) {
+    if (!options.nics.has(r.key)) {
+      throw new TenderError(`the image needs NIC ${r.key} (Iface ${r.ifaces.join(', ')}): add --nic ${r.key}=DRIVER:ARGS (tap:IFNAME, udp:LPORT,HOST:PORT, memory:NAME, pcap:IN[,OUT])`);
+    }
+  }
+  for (const key of options.nics.keys()) {
+    if (!required.some((r) => r.key === key)) throw new TenderError(`--nic ${key}: the image has no Iface on NIC ${key} (it needs ${required.map((r) => r.key).join(', ') || 'none'})`);
+  }
+
+  const nics = new Map<string, Nic>();
+  const writers: PcapWriter[] = [];
+  try {
+    for (const [key, spec] of options.nics) {
+      let nic = await openDriver(spec, nicMac(image, key), key);
+      if (options.pcapOut) {
+        const writer = await PcapWriter.open(join(options.pcapOut, `nic${key.replace(/:/g, '')}.pcap`));
+        writers.push(writer);
+        nic = recordNic(nic, writer);
+      }
+      nics.set(key, nic);
+    }
+  } catch (err) {
+    for (const nic of nics.values()) await nic.close();
+    throw err instanceof TenderError ? err : new TenderError((err as Error).message);
+  }
+
+  const emit = (level: string, message: string, fields: Record<string, unknown> = {}) => {
+    if (options.logFormat === 'json') options.write(JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields }));
+    else options.write(message);
+  };
+  const env: ApplianceEnv = {
+    nics,
+    clock: systemClock(),
+    log: (line) => emit('info', line),
+    random: Math.random,
+    host: {
+      memory: () => {
+        const m = process.memoryUsage();
+        return { used: m.heapUsed, total: m.heapTotal };
+      },
+      cpuMicros: () => {
+        const c = process.cpuUsage();
+        return c.user + c.system;
+      },
+    },
+  };
+
+  // The image's runtime and code, in a context of their own.
+  const context = vm.createContext(Object.create(null), { name: `nacl:${options.label}`, codeGeneration: { strings: false, wasm: false } });
+  vm.runInContext(image.runtime, context, { filename: 'nacl-runtime.js' });
+  const runtime = vm.runInContext('NaclRuntime', context) as { boot: (ir: unknown, factory: unknown, env: ApplianceEnv) => BootedAppliance };
+  const factory = vm.runInContext(image.code, context, { filename: 'nacl-generated.js' }) as (rt: GeneratedRuntime, t: TraceSink) => GeneratedModule;
+  const ir = vm.runInContext(`(${JSON.stringify(image.ir)})`, context);
+  const appliance = runtime.boot(ir, factory, env);
+
+  let server: Server | null = null;
+  let metricsAddress: string | null = null;
+  if (options.metrics) {
+    const [host, port] = splitHostPort(options.metrics);
+    server = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('not found: try /metrics\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(prometheus(appliance));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(port, host, () => resolve());
+    });
+    const address = server.address();
+    metricsAddress = typeof address === 'object' && address ? `${address.address}:${address.port}` : options.metrics;
+  }
+
+  const bootMs = performance.now() - started;
+  const nicList = [...options.nics].map(([k, s]) => `${k}=${describeSpec(s)}`);
+  const summary = image.manifest.summary.ifaces.map((i) => `${i.name} ${i.address ?? i.config}`);
+  emit('info', `ready: ${options.label} (${image.sha256.slice(0, 12)}) nics ${nicList.join(' ')}; ${summary.join(', ')}${metricsAddress ? `; metrics on http://${metricsAddress}/metrics` : ''}`, {
+    event: 'ready',
+    image: options.label,
+    sha256: image.sha256,
+    nics: Object.fromEntries(options.nics),
+    ifaces: image.manifest.summary.ifaces,
+    bootMs: Math.round(bootMs * 100) / 100,
+    ...(metricsAddress ? { metrics: metricsAddress } : {}),
+  });
+
+  let stopped = false;
+  return {
+    appliance,
+    nics,
+    metricsAddress,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      appliance.stop();
+      for (const nic of nics.values()) await nic.close();
+      for (const w of writers) await w.close();
+      if (server) await new Promise((r) => server!.close(() => r(undefined)));
+      emit('info', `stopped: ${options.label}`, { event: 'stopped' });
+    },
+  };
+}
+
+function describeSpec(s: DriverSpec): string {
+  switch (s.driver) {
+    case 'memory':
+      return `memory:${s.name}`;
+    case 'tap':
+      return `tap:${s.ifname}`;
+    case 'udp':
+      return `udp:${s.localPort},${s.remoteHost}:${s.remotePort}`;
+    case 'pcap':
+      return `pcap:${s.input}${s.output ? ',' + s.output : ''}`;
+  }
+}
+
+function splitHostPort(text: string): [string, number] {
+  const at = text.lastIndexOf(':');
+  const port = Number(text.slice(at + 1));
+  if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new TenderError(`--metrics ${text}: expected HOST:PORT`);
+  return [text.slice(0, at).replace(/^\[|\]$/g, '') || '127.0.0.1', port];
+}
+
+/** Prometheus text exposition of the appliance's counters and rule hits. */
+export function prometheus(appliance: BootedAppliance): string {
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  const lines = ['# HELP nacl_counter Appliance counters by name (packets, drops by reason, conntrack, NAT).', '# TYPE nacl_counter counter'];
+  for (const [name, value] of Object.entries(appliance.statistics())) lines.push(`nacl_counter{name="${esc(name)}"} ${value}`);
+  lines.push('# HELP nacl_rule_hits_total Packets each rule decided.', '# TYPE nacl_rule_hits_total counter');
+  for (const [rule, value] of Object.entries(appliance.ruleHits())) lines.push(`nacl_rule_hits_total{rule="${esc(rule)}"} ${value}`);
+  return lines.join('\n') + '\n';
+}
