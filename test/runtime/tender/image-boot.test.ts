@@ -1,0 +1,160 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateModule } from '../../../compiler/codegen/emit.ts';
+import { compileSource } from '../../../compiler/compile.ts';
+import { readImage, writeImage } from '../../../compiler/image.ts';
+import { attach, createMemoryNic, memoryNetwork } from '../../../runtime/drivers/memory.ts';
+import { SimHost } from '../../../runtime/sim-host.ts';
+import { systemClock } from '../../../runtime/clock.ts';
+import { bootImage } from '../../../runtime/tender.ts';
+import { nacl } from '../../helpers/cli.ts';
+import { EXAMPLES_DIR, ROOT } from '../../helpers/examples.ts';
+import { ourSchema } from '../../helpers/schemas.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'nacl-image-'));
+const runtime = readFileSync(join(ROOT, 'dist', 'runtime-bundle.js'), 'utf8');
+const example = (name: string) => readFileSync(join(EXAMPLES_DIR, name), 'utf8');
+
+function imageOf(text: string, name = 'x.nacl') {
+  const ir = compileSource(text, name).ir!;
+  return writeImage(ir, generateModule(ir), runtime);
+}
+
+describe('images', () => {
+  it('are deterministic: the same source gives the same bytes', () => {
+    const text = example('gateway_with_forward_chain.nacl');
+    expect(Buffer.from(imageOf(text)).equals(Buffer.from(imageOf(text)))).toBe(true);
+  });
+
+  it('do not depend on the directory they were built from', () => {
+    const text = example('syslog.nacl');
+    expect(Buffer.from(imageOf(text, '/a/b/syslog.nacl')).equals(Buffer.from(imageOf(text, 'syslog.nacl')))).toBe(true);
+  });
+
+  it('have a manifest that validates against schemas/image-manifest.schema.json', () => {
+    const validate = ourSchema('image-manifest.schema.json');
+    for (const name of ['lb.nacl', 'vlan.nacl', 'gateway_with_forward_chain.nacl']) {
+      const loaded = readImage(imageOf(example(name), name));
+      if (!loaded.ok) throw new Error(loaded.message);
+      expect(validate(loaded.image.manifest), JSON.stringify(validate.errors)).toBe(true);
+    }
+  });
+
+  it('are refused with a clear message when corrupt, truncated or of another format version', () => {
+    const good = imageOf(example('cidr.nacl'));
+    const flipped = Uint8Array.from(good);
+    flipped[flipped.length - 10] ^= 0xff;
+    expect(readImage(flipped)).toMatchObject({ ok: false, message: expect.stringContaining('does not match its checksum') });
+    expect(readImage(good.subarray(0, good.length - 100))).toMatchObject({ ok: false, message: expect.stringContaining('truncated image') });
+    const text = new TextDecoder().decode(good).replace('NACL-IMAGE 1', 'NACL-IMAGE 9');
+    expect(readImage(new TextEncoder().encode(text))).toMatchObject({ ok: false, message: expect.stringContaining('format version 9 is not supported') });
+    expect(readImage(new TextEncoder().encode('hello'))).toMatchObject({ ok: false, message: expect.stringContaining('not a NaCl image') });
+  });
+
+  it('stay under 300 KB', () => {
+    expect(imageOf(example('gateway_with_forward_chain.nacl')).length).toBeLessThan(300 * 1024);
+  });
+});
+
+describe('the tender', () => {
+  it('boots an image on memory NICs and the appliance answers a ping', async () => {
+    const loaded = readImage(imageOf(example('gateway_with_send_time_exceeded.nacl')));
+    if (!loaded.ok) throw new Error(loaded.message);
+    const lines: string[] = [];
+    const running = await bootImage(loaded.image, {
+      nics: new Map([
+        ['0', { driver: 'memory', name: 'tender-a' }],
+        ['1', { driver: 'memory', name: 'tender-b' }],
+      ]),
+      logFormat: 'text',
+      write: (l) => lines.push(l),
+      label: 'test',
+    });
+    expect(lines[0]).toMatch(/^ready: test/);
+    const nic = createMemoryNic({ name: 'pinger', mac: Uint8Array.of(2, 0, 0, 0, 9, 9) });
+    attach(nic, memoryNetwork.switch('tender-a'));
+    const host = new SimHost({ name: 'h', address: '10.0.0.7', prefix: 24, nic, clock: systemClock() });
+    host.ping('10.0.0.45');
+    for (let i = 0; i < 20 && host.received.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(host.received.map((r) => [r.src, r.detail])).toEqual([['10.0.0.45', 0]]);
+    await running.stop();
+    await nic.close();
+  });
+
+  it('refuses to boot without a NIC the image needs, naming it', async () => {
+    const loaded = readImage(imageOf(example('gateway_with_send_time_exceeded.nacl')));
+    if (!loaded.ok) throw new Error(loaded.message);
+    await expect(
+      bootImage(loaded.image, { nics: new Map([['0', { driver: 'memory', name: 'x' }]]), logFormat: 'text', write: () => {}, label: 't' }),
+    ).rejects.toThrow(/needs NIC 1 \(Iface eth1\)/);
+  });
+
+  it('runs the image with no access to require, process or fs', async () => {
+    const ir = compileSource(example('iface_with_limits.nacl'), 'x.nacl').ir!;
+    // A runtime that reports what it can reach instead of booting.
+    const probe = `var NaclRuntime = { boot: function (ir, factory, env) { env.log([typeof require, typeof process, typeof globalThis.fs, typeof setTimeout, typeof fetch].join(',')); return { ready: true, stop() {}, statistics() { return {}; }, ruleHits() { return {}; } }; } };`;
+    const loaded = readImage(writeImage(ir, generateModule(ir), probe));
+    if (!loaded.ok) throw new Error(loaded.message);
+    const lines: string[] = [];
+    const nics = new Map(['0', '1', '2', '3', '4'].map((k) => [k, { driver: 'memory' as const, name: `probe${k}` }]));
+    const running = await bootImage(loaded.image, { nics, logFormat: 'text', write: (l) => lines.push(l), label: 'probe' });
+    expect(lines[0]).toBe('undefined,undefined,undefined,undefined,undefined');
+    await running.stop();
+  });
+
+  it('serves Prometheus metrics on the host when asked', async () => {
+    const loaded = readImage(imageOf(example('conntrack.nacl')));
+    if (!loaded.ok) throw new Error(loaded.message);
+    const running = await bootImage(loaded.image, {
+      nics: new Map([
+        ['0', { driver: 'memory', name: 'm0' }],
+        ['1', { driver: 'memory', name: 'm1' }],
+      ]),
+      logFormat: 'text',
+      write: () => {},
+      label: 'm',
+      metrics: '127.0.0.1:0',
+    });
+    const body = await (await fetch(`http://${running.metricsAddress}/metrics`)).text();
+    expect(body).toContain('# TYPE nacl_counter counter');
+    expect(body).toMatch(/nacl_counter\{name="eth0.packets_rx"\} 0/);
+    expect(body).toContain('nacl_rule_hits_total{rule="my_filter:');
+    await running.stop();
+  });
+});
+
+describe('nacl build, inspect and boot on the command line', () => {
+  it('builds an image and prints a summary with size and hash', () => {
+    const image = join(dir, 'fw.nimg');
+    const r = nacl(['build', join(EXAMPLES_DIR, 'gateway_with_forward_chain.nacl'), '-o', image]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/image .*fw\.nimg: [\d.]+ KiB, sha256 [0-9a-f]{64}/);
+    expect(r.stdout).toContain('functions: 3 attached');
+    const inspect = JSON.parse(nacl(['inspect', '--format', 'json', image]).stdout);
+    expect(inspect.manifest.compilerVersion).toBe('0.1.0');
+  });
+
+  it('prints the generated code with --emit js', () => {
+    const r = nacl(['build', join(EXAMPLES_DIR, 'cidr.nacl'), '--emit', 'js']);
+    expect(r.stdout).toContain('(function (rt, T) {');
+    expect(r.stdout).toContain('"my_filter": fn0');
+  });
+
+  it('boots, prints one JSON ready line, and stops cleanly on SIGTERM', async () => {
+    const image = join(dir, 'gw.nimg');
+    writeFileSync(image, imageOf(example('gateway_with_send_time_exceeded.nacl')));
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'boot', image, '--nic', '0=memory:a', '--nic', '1=memory:b', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    for (let i = 0; i < 100 && !out.includes('"ready"'); i++) await new Promise((r) => setTimeout(r, 50));
+    const ready = JSON.parse(out.split('\n')[0]!);
+    expect(ready).toMatchObject({ event: 'ready', nics: { '0': { driver: 'memory' } } });
+    child.kill('SIGTERM');
+    const code = await new Promise((r) => child.on('exit', r));
+    expect(code).toBe(0);
+    expect(out).toContain('"event":"stopped"');
+  });
+});
