@@ -122,6 +122,12 @@ bootOptions(
     .argument('<file>', 'config file'),
 ).action(run(async () => (await import('./commands/boot.ts')).runRun));
 
+program
+  .command('demo')
+  .description('boot the demo appliance (examples/demo.nacl) on a simulated network, send traffic, show what happened (npm run demo)')
+  .argument('[file]', 'the config to demonstrate (default examples/demo.nacl; it needs the wan/lan/dmz layout)')
+  .action(run(async () => (await import('./commands/demo.ts')).runDemoCommand));
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
