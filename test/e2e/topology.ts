@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ip, Netns, testIfname } from '../helpers/netns.ts';
+import { nacl } from '../helpers/cli.ts';
+import { ROOT } from '../helpers/examples.ts';
+
+/*
+ * Real-network topologies for end-to-end tests: the appliance runs as a real
+ * `nacl boot` process with TAP NICs; each TAP is moved into a network
+ * namespace of the test's own, where it is that host's NIC, with the
+ * host's address and routes. Nothing is configured in the root namespace;
+ * teardown kills the appliance (its TAPs vanish with it) and deletes the
+ * namespaces, whatever happened.
+ */
+
+export interface HostSpec {
+  /** The appliance NIC (Iface index) this host is cabled to. */
+  readonly nic: number;
+  readonly address: string;
+  readonly gateway?: string;
+  /** A Linux VLAN sub-interface (`ip link add ... type vlan id N`) carries the address. */
+  readonly vlan?: number;
+}
+
+export interface Host {
+  readonly ns: Netns;
+  readonly tap: string;
+  /** The interface the address is on (the TAP, or its VLAN sub-interface). */
+  readonly dev: string;
+  readonly address: string;
+}
+
+export class Topology {
+  readonly dir = mkdtempSync(join(tmpdir(), 'nacl-e2e-'));
+  readonly hosts: Host[] = [];
+  readonly output: string[] = [];
+  readonly metricsPort = 20000 + Math.floor(Math.random() * 20000);
+  private child: ChildProcess | null = null;
+
+  /** Builds the config into an image and boots it with one TAP per NIC. */
+  async boot(config: string, nicCount: number): Promise<string[]> {
+    writeFileSync(join(this.dir, 'appliance.nacl'), config);
+    const image = join(this.dir, 'appliance.nimg');
+    const built = nacl(['build', join(this.dir, 'appliance.nacl'), '-o', image]);
+    if (built.status !== 0) throw new Error(`build failed: ${built.stderr}`);
+    const taps = Array.from({ length: nicCount }, () => testIfname());
+    const args = [join(ROOT, 'dist', 'nacl.js'), 'boot', image, '--pcap-out', this.dir, '--metrics', `127.0.0.1:${this.metricsPort}`];
+    taps.forEach((tap, i) => args.push('--nic', `${i}=tap:${tap}`));
+    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (d) => this.output.push(...String(d).split('\n').filter(Boolean)));
+    this.child.stderr!.on('data', (d) => this.output.push(...String(d).split('\n').filter(Boolean)));
+    for (let i = 0; i < 200 && !this.output.some((l) => l.startsWith('ready:')); i++) {
+      if (this.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!this.output.some((l) => l.startsWith('ready:'))) throw new Error(`the appliance did not get ready:\n${this.output.join('\n')}`);
+    return taps;
+  }
+
+  /** Moves a TAP into a new namespace and configures the host there. */
+  attach(tap: string, spec: HostSpec): Host {
+    const ns = new Netns();
+    ip('link', 'set', tap, 'netns', ns.name);
+    ns.ip('link', 'set', 'lo', 'up');
+    ns.ip('link', 'set', tap, 'up');
+    let dev = tap;
+    if (spec.vlan !== undefined) {
+      dev = `${tap.slice(0, 10)}.${spec.vlan}`;
+      ns.ip('link', 'add', 'link', tap, 'name', dev, 'type', 'vlan', 'id', String(spec.vlan));
+      ns.ip('link', 'set', dev, 'up');
+    }
+    ns.ip('addr', 'add', spec.address, 'dev', dev);
+    if (spec.gateway) ns.ip('route', 'add', 'default', 'via', spec.gateway);
+    const host = { ns, tap, dev, address: spec.address.split('/')[0]! };
+    this.hosts.push(host);
+    return host;
+  }
+
+  /** Counters of the running appliance, from its metrics endpoint. */
+  async counters(): Promise<Record<string, number>> {
+    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^nacl_counter\{name="([^"]+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+    return out;
+  }
+
+  /** Stops the appliance (SIGTERM, so the pcaps are flushed) and removes every namespace. */
+  async teardown(): Promise<void> {
+    if (this.child && this.child.exitCode === null) {
+      const exited = new Promise((r) => this.child!.once('exit', r));
+      this.child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (this.child.exitCode === null) this.child.kill('SIGKILL');
+    }
+    for (const h of this.hosts) {
+      try {
+        h.ns.delete();
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
