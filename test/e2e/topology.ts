@@ -18,6 +18,7 @@ import { ROOT } from '../helpers/examples.ts';
 export interface HostSpec {
   /** The appliance NIC (Iface index) this host is cabled to. */
   readonly nic: number;
+  /** CIDR notation; empty for a host that only sends raw frames. */
   readonly address: string;
   readonly gateway?: string;
   /** A Linux VLAN sub-interface (`ip link add ... type vlan id N`) carries the address. */
@@ -62,6 +63,9 @@ export class Topology {
   /** Moves a TAP into a new namespace and configures the host there. */
   attach(tap: string, spec: HostSpec): Host {
     const ns = new Netns();
+    // Registered before anything can fail, so teardown always removes it.
+    const host = { ns, tap, dev: tap, address: spec.address.split('/')[0]! };
+    this.hosts.push(host);
     ip('link', 'set', tap, 'netns', ns.name);
     ns.ip('link', 'set', 'lo', 'up');
     ns.ip('link', 'set', tap, 'up');
@@ -71,14 +75,14 @@ export class Topology {
       ns.ip('link', 'add', 'link', tap, 'name', dev, 'type', 'vlan', 'id', String(spec.vlan));
       ns.ip('link', 'set', dev, 'up');
     }
-    ns.ip('addr', 'add', spec.address, 'dev', dev);
+    if (spec.address) ns.ip('addr', 'add', spec.address, 'dev', dev);
     if (spec.gateway) ns.ip('route', 'add', 'default', 'via', spec.gateway);
-    const host = { ns, tap, dev, address: spec.address.split('/')[0]! };
-    this.hosts.push(host);
-    return host;
+    const configured = { ...host, dev };
+    this.hosts[this.hosts.indexOf(host)] = configured;
+    return configured;
   }
 
-  /** Counters of the running appliance, from its metrics endpoint. */
+    /** Counters of the running appliance, from its metrics endpoint. */
   async counters(): Promise<Record<string, number>> {
     const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
     const out: Record<string, number> = {};
@@ -101,5 +105,19 @@ export class Topology {
         // already gone
       }
     }
+  }
+}
+
+/** Whether this kernel can make 802.1Q VLAN devices (some VM kernels lack the 8021q module). */
+export function kernelHasVlans(): boolean {
+  const ns = new Netns();
+  try {
+    ns.ip('link', 'add', 'name', 'probe', 'type', 'dummy');
+    ns.ip('link', 'add', 'link', 'probe', 'name', 'probe.5', 'type', 'vlan', 'id', '5');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    ns.delete();
   }
 }
