@@ -120,7 +120,7 @@ bootOptions(
     .command('run')
     .description('build a config in memory and boot it (as build + boot)')
     .argument('<file>', 'config file'),
-).action(run(async () => (await import('./commands/boot.ts')).runRun));
+).action(run(async () => (await import('./commands/run.ts')).runRun));
 
 program
   .command('demo')

@@ -111,6 +111,8 @@ export class Appliance {
   private icmpTokens = 100;
   private icmpRefill = 0;
   private inBatch = false;
+  /** The tracer, if any; every trace call is guarded so nothing is built for it otherwise. */
+  private readonly tracer: Tracer | undefined;
   /** Work that must wait until the current packet is done (syslog datagrams). */
   private readonly deferred: (() => void)[] = [];
 
@@ -119,6 +121,7 @@ export class Appliance {
     private readonly env: ApplianceEnv,
     private readonly options: ApplianceOptions = {},
   ) {
+    this.tracer = options.tracer;
     this.conntrack = ir.conntrack.enabled
       ? new Conntrack({ timeouts: ir.conntrack.timeouts, limit: ir.conntrack.limit, reserve: ir.conntrack.reserve, statefulTcp: ir.conntrack.statefulTcp })
       : null;
@@ -307,7 +310,7 @@ export class Appliance {
     if (inet.isForMe(dst)) return this.localInput(inet, pkt, handle);
     if (inet.ir.forwarding && this.routes) return this.forward(inet, pkt, handle, false);
     inet.drop('not-for-me');
-    this.trace({ kind: 'drop', iface: inet.name, reason: 'not addressed to this Iface, and it does not forward', rule: null });
+    if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: 'not addressed to this Iface, and it does not forward', rule: null });
   }
 
   private track(inet: Inet, pkt: Packet): number {
@@ -338,10 +341,10 @@ export class Appliance {
           if (rule === -2) {
             this.counters.no_conntrack_drops++;
             inet.drop('no-conntrack-entry');
-            this.trace({ kind: 'drop', iface: inet.name, reason: 'no conntrack entry (untracked protocol, or table full): every NaCl function drops it', rule: null });
+            if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: 'no conntrack entry (untracked protocol, or table full): every NaCl function drops it', rule: null });
           } else {
             inet.drop(`${hook}-rule`);
-            this.trace({ kind: 'drop', iface: inet.name, reason: `dropped by ${step.name} on ${hook}`, rule: rule >= 0 ? this.functions!.rules[rule]! : null });
+            if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: `dropped by ${step.name} on ${hook}`, rule: rule >= 0 ? this.functions!.rules[rule]! : null });
           }
           return false;
         }
@@ -370,7 +373,7 @@ export class Appliance {
       }
       if (!ok) {
         inet.drop(`${step.kind}-failed`);
-        this.trace({ kind: 'drop', iface: inet.name, reason: `${step.kind} failed (ports exhausted or a tuple clash)`, rule: null });
+        if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: `${step.kind} failed (ports exhausted or a tuple clash)`, rule: null });
         return false;
       }
     }
@@ -394,7 +397,7 @@ export class Appliance {
     // Forwarded packets are not checked (the receiver does that); local ones are (Linux does; upstream skipped UDP).
     if (!l4ChecksumValid(bytes, l3, l4, end)) {
       inet.drop('bad-l4-checksum');
-      this.trace({ kind: 'drop', iface: inet.name, reason: 'bad TCP/UDP/ICMP checksum', rule: null });
+      if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: 'bad TCP/UDP/ICMP checksum', rule: null });
       return;
     }
     if (this.options.deliver?.(inet.name, bytes, l3, l4, end)) return;
@@ -404,29 +407,29 @@ export class Appliance {
     if (protocol === IpProtocol.Icmp) {
       if (bytes[l4] === Icmpv4Type.EchoRequest) {
         inet.counters.icmp_echo_replies++;
-        this.trace({ kind: 'deliver', iface: inet.name, what: 'ICMP echo request: the appliance replies' });
+        if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: 'ICMP echo request: the appliance replies' });
         return this.output(inet, echoReply(bytes, l3, end, inet.address));
       }
-      this.trace({ kind: 'deliver', iface: inet.name, what: `ICMP type ${bytes[l4]} delivered to the appliance` });
+      if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: `ICMP type ${bytes[l4]} delivered to the appliance` });
       return;
     }
     if (protocol === IpProtocol.Udp) {
       const dport = (bytes[l4 + 2]! << 8) | bytes[l4 + 3]!;
       const endpoint = inet.udp.get(dport);
       if (endpoint) {
-        this.trace({ kind: 'deliver', iface: inet.name, what: `UDP port ${dport}: delivered to a local endpoint` });
+        if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: `UDP port ${dport}: delivered to a local endpoint` });
         return endpoint(bytes.slice(l4 + 8, end), ipv4Src(bytes, l3), (bytes[l4]! << 8) | bytes[l4 + 1]!);
       }
-      this.trace({ kind: 'deliver', iface: inet.name, what: `UDP port ${dport}: no local endpoint (ICMP port unreachable)` });
+      if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: `UDP port ${dport}: no local endpoint (ICMP port unreachable)` });
       if (!broadcast) this.icmpErrorTo(inet, pkt, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.Port);
       return;
     }
     if (protocol === IpProtocol.Tcp) {
-      this.trace({ kind: 'deliver', iface: inet.name, what: 'TCP: no listener on this port (RST)' });
+      if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: 'TCP: no listener on this port (RST)' });
       if (!broadcast && !(bytes[l4 + 13]! & 0x04)) this.output(inet, tcpReset(bytes, l3, end));
       return;
     }
-    this.trace({ kind: 'deliver', iface: inet.name, what: `IP protocol ${protocol}: not handled (ICMP protocol unreachable)` });
+    if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: `IP protocol ${protocol}: not handled (ICMP protocol unreachable)` });
     if (!broadcast) this.icmpErrorTo(inet, pkt, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.Protocol);
   }
 
@@ -439,7 +442,7 @@ export class Appliance {
     if (ttl !== TtlVerdict.Forward) {
       this.counters.router_packets_dropped++;
       ingress.drop('ttl-expired');
-      this.trace({ kind: 'drop', iface: ingress.name, reason: `TTL ${ttlBefore} expires here`, rule: null });
+      if (this.tracer) this.trace({ kind: 'drop', iface: ingress.name, reason: `TTL ${ttlBefore} expires here`, rule: null });
       if (ttl === TtlVerdict.TimeExceeded && timeExceededAllowed(pkt, this.ir.gateway?.sendTimeExceeded ?? true)) {
         this.icmpErrorTo(ingress, pkt, Icmpv4Type.TimeExceeded, Icmpv4TimeExceeded.TtlExpired);
       }
@@ -456,13 +459,13 @@ export class Appliance {
     if (!route || !egress) {
       this.counters.router_packets_dropped++;
       ingress.drop('no-route');
-      this.trace({ kind: 'route', destination: formatIpv4Address(dst), route: null, egress: null, nexthop: null });
-      this.trace({ kind: 'drop', iface: ingress.name, reason: `no route to ${formatIpv4Address(dst)}`, rule: null });
+      if (this.tracer) this.trace({ kind: 'route', destination: formatIpv4Address(dst), route: null, egress: null, nexthop: null });
+      if (this.tracer) this.trace({ kind: 'drop', iface: ingress.name, reason: `no route to ${formatIpv4Address(dst)}`, rule: null });
       if (!locallySourced) this.icmpErrorTo(ingress, pkt, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.Net);
       return;
     }
     const hop = nextHop(dst, route, egress);
-    this.trace({
+    if (this.tracer) this.trace({
       kind: 'route',
       destination: formatIpv4Address(dst),
       route: `${route.name ?? 'route'} ${formatIpv4Address(route.net)}/${Math.clz32(~route.netmask >>> 0)}${route.nexthop ? ` via ${formatIpv4Address(route.nexthop)}` : ''} cost ${route.cost}`,
@@ -487,14 +490,14 @@ export class Appliance {
     }
     if (hop === 0) {
       egress.drop('no-next-hop');
-      this.trace({ kind: 'drop', iface: egress.name, reason: `no next hop: ${egress.name} has no gateway`, rule: null });
+      if (this.tracer) this.trace({ kind: 'drop', iface: egress.name, reason: `no next hop: ${egress.name} has no gateway`, rule: null });
       return;
     }
     const length = pkt.end - pkt.l3;
     if (length > egress.mtu) {
       if (ipv4DontFrag(pkt.bytes, pkt.l3)) {
         egress.drop('too-big-df');
-        this.trace({ kind: 'drop', iface: egress.name, reason: `${length} bytes exceed the MTU ${egress.mtu} and DF is set (ICMP fragmentation needed)`, rule: null });
+        if (this.tracer) this.trace({ kind: 'drop', iface: egress.name, reason: `${length} bytes exceed the MTU ${egress.mtu} and DF is set (ICMP fragmentation needed)`, rule: null });
         return this.icmpErrorTo(ingress, pkt, Icmpv4Type.DestUnreachable, Icmpv4Unreachable.FragNeeded, egress.mtu);
       }
       for (const piece of fragmentDatagram(pkt.bytes, pkt.l3, pkt.end, egress.mtu, HEADROOM)) this.transmit(egress, piece.bytes, piece.l3, piece.end, hop);
@@ -531,7 +534,7 @@ export class Appliance {
     if (ipv4FragOffset(pkt.bytes, pkt.l3) !== 0) return;
     this.icmpTokens--;
     inet.counters.icmp_errors_tx++;
-    this.trace({ kind: 'icmp', iface: inet.name, what: `ICMP type ${type} code ${code} to ${formatIpv4Address(ipv4Src(pkt.bytes, pkt.l3))}` });
+    if (this.tracer) this.trace({ kind: 'icmp', iface: inet.name, what: `ICMP type ${type} code ${code} to ${formatIpv4Address(ipv4Src(pkt.bytes, pkt.l3))}` });
     this.output(inet, icmpError(type, code, pkt.bytes, pkt.l3, inet.address, extra));
   }
 
@@ -750,7 +753,7 @@ export class Appliance {
     try {
       if (error) {
         inet.drop(`ip-${error}`);
-        this.trace({ kind: 'drop', iface: inet.name, reason: `malformed IPv4 packet (${error})`, rule: null });
+        if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: `malformed IPv4 packet (${error})`, rule: null });
         return true;
       }
       this.ipInput(inet, pkt);
@@ -763,12 +766,12 @@ export class Appliance {
   }
 
   private trace(event: Parameters<Tracer>[0]): void {
-    this.options.tracer?.(event);
+    this.tracer!(event);
   }
 
   private traceReceive(inet: Inet, pkt: Packet, handle: number): void {
     const state = this.options.ctOverride ?? (handle >= 0 ? this.conntrack!.packetState(handle, pkt) : CT_STATE.invalid);
-    this.trace({ kind: 'receive', iface: inet.name, packet: addresses(pkt), ttl: ipv4Ttl(pkt.bytes, pkt.l3), ctState: CT_NAMES[state] ?? String(state) });
+    if (this.tracer) this.trace({ kind: 'receive', iface: inet.name, packet: addresses(pkt), ttl: ipv4Ttl(pkt.bytes, pkt.l3), ctState: CT_NAMES[state] ?? String(state) });
   }
 }
 

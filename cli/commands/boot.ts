@@ -1,11 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { generateModule } from '../../compiler/codegen/emit.ts';
-import { readImage, writeImage, type LoadedImage } from '../../compiler/image.ts';
+import { readImage, type LoadedImage } from '../../compiler/image.ts';
 import { parseDriverSpec, type DriverSpec } from '../../runtime/drivers/spec.ts';
 import { bootImage, TenderError } from '../../runtime/tender.ts';
 import { parseFormat, UsageError } from '../io.ts';
-import { loadConfig } from '../load.ts';
-import { runtimeBundle } from '../runtime-bundle.ts';
 
 export interface BootOptions {
   nic?: string[];
@@ -29,7 +26,8 @@ function nicSpecs(list: readonly string[]): Map<string, DriverSpec> {
   return out;
 }
 
-async function start(image: LoadedImage, label: string, options: BootOptions): Promise<number> {
+/** Boots a loaded image and runs until SIGINT/SIGTERM. Kept free of the compiler so boot starts fast. */
+export async function start(image: LoadedImage, label: string, options: BootOptions): Promise<number> {
   const logFormat = parseFormat(options.logFormat, ['text', 'json'] as const);
   let running;
   try {
@@ -76,11 +74,3 @@ export async function runBoot(file: string, options: BootOptions): Promise<numbe
   return start(loaded.image, file, options);
 }
 
-/** `nacl run FILE --nic ...`: build in memory and boot. */
-export async function runRun(file: string, options: BootOptions): Promise<number> {
-  const compiled = loadConfig(file, { quietWarnings: true });
-  if (!compiled) return 1;
-  const loaded = readImage(writeImage(compiled.ir!, generateModule(compiled.ir!), runtimeBundle()));
-  if (!loaded.ok) throw new Error(loaded.message);
-  return start(loaded.image, file, options);
-}
