@@ -44,7 +44,19 @@ export class LineMap {
     return this.lineStarts.length;
   }
 
+  /** Lines are looked up mostly in increasing order: try the last one first. */
+  private lastLine = 0;
+
   position(offset: number): { line: number; column: number } {
+    const starts = this.lineStarts;
+    const last = this.lastLine;
+    if (starts[last]! <= offset && (last + 1 === starts.length || starts[last + 1]! > offset)) {
+      return { line: last + 1, column: offset - starts[last]! + 1 };
+    }
+    if (last + 2 <= starts.length - 1 && starts[last + 1]! <= offset && starts[last + 2]! > offset) {
+      this.lastLine = last + 1;
+      return { line: last + 2, column: offset - starts[last + 1]! + 1 };
+    }
     let lo = 0;
     let hi = this.lineStarts.length - 1;
     while (lo < hi) {
@@ -52,6 +64,7 @@ export class LineMap {
       if (this.lineStarts[mid]! <= offset) lo = mid;
       else hi = mid - 1;
     }
+    this.lastLine = lo;
     return { line: lo + 1, column: offset - this.lineStarts[lo]! + 1 };
   }
 
