@@ -191,7 +191,18 @@ export class Appliance {
       if (!port) {
         const nic = this.env.nics.get(key);
         if (!nic) throw new Error(`no NIC for Iface ${iface.name} (index ${key})`);
-        port = { nic, label: key, untagged: null, vlans: new Map(), pending: [] };
+        const limits = this.ir.nics.find((n) => (n.index !== null ? String(n.index) : n.mac) === key);
+        port = {
+          nic,
+          label: key,
+          untagged: null,
+          vlans: new Map(),
+          pending: [],
+          // Upstream's driver defaults are 4096 each; 0 means unlimited (runtime-semantics.md 6.3).
+          sendQueueLimit: limits?.sendQueueLimit ?? 4096,
+          bufferLimit: limits?.bufferLimit ?? 4096,
+          counters: { sendq_dropped: 0, rx_buffer_dropped: 0 },
+        };
         byKey.set(key, port);
         this.ports.push(port);
       }
@@ -254,7 +265,10 @@ export class Appliance {
     this.now = this.env.clock.now();
     this.inBatch = true;
     try {
-      for (let i = 0; i < frames.length; i++) this.receiveFrame(port, frames[i]!);
+      // buffer_limit: the frames beyond it find no receive buffer and are dropped (counted).
+      const take = port.bufferLimit > 0 ? Math.min(frames.length, port.bufferLimit) : frames.length;
+      port.counters.rx_buffer_dropped += frames.length - take;
+      for (let i = 0; i < take; i++) this.receiveFrame(port, frames[i]!);
     } finally {
       this.inBatch = false;
       this.flush();
@@ -581,9 +595,16 @@ export class Appliance {
       b[o + 12] = etherType >>> 8;
       b[o + 13] = etherType & 255;
     }
+    const port = inet.port;
+    if (port.sendQueueLimit > 0 && port.pending.length >= port.sendQueueLimit) {
+      // send_queue_limit: tail drop, counted (6.3).
+      port.counters.sendq_dropped++;
+      inet.drop('send-queue-full');
+      return;
+    }
     inet.counters.packets_tx++;
     this.counters.frames_tx++;
-    inet.port.pending.push(frame);
+    port.pending.push(frame);
     if (!this.inBatch) this.flush();
   }
 
@@ -730,6 +751,10 @@ export class Appliance {
     for (const inet of this.ifaces.values()) {
       for (const [k, v] of Object.entries(inet.counters)) if (typeof v === 'number') out[`${inet.name}.${k}`] = v;
       for (const [k, v] of Object.entries(inet.counters.drops)) out[`${inet.name}.drop.${k}`] = v;
+    }
+    for (const port of this.ports) {
+      out[`nic${port.label}.sendq_dropped`] = port.counters.sendq_dropped;
+      out[`nic${port.label}.rx_buffer_dropped`] = port.counters.rx_buffer_dropped;
     }
     if (this.conntrack) for (const [k, v] of Object.entries(this.conntrack.counters)) out[`conntrack.${k}`] = v as number;
     if (this.nat) for (const [k, v] of Object.entries(this.nat.counters)) out[`nat.${k}`] = v as number;

@@ -22,6 +22,11 @@ export interface NicPort {
   readonly vlans: Map<number, Inet>;
   /** Frames to send when the current batch is done (one send per batch). */
   readonly pending: Uint8Array[];
+  /** `send_queue_limit`: frames waiting to be sent at once; 0 = unlimited (6.3). */
+  sendQueueLimit: number;
+  /** `buffer_limit`: frames taken from one receive batch; 0 = unlimited (6.3). */
+  bufferLimit: number;
+  readonly counters: { sendq_dropped: number; rx_buffer_dropped: number };
 }
 
 export interface InetCounters {
