@@ -1,4 +1,5 @@
 import type { GeneratedFunction, GeneratedModule, GeneratedRuntime, PacketView } from '../compiler/codegen/runtime-api.ts';
+import { compareNumbers } from '../compiler/functions.ts';
 import type { Ir, IrExpr, IrField, IrFunction, IrLogArg, IrStatement, Protocol } from '../compiler/ir.ts';
 import * as ip from '../runtime/wire/ipv4.ts';
 import * as tcp from '../runtime/wire/tcp.ts';
@@ -114,30 +115,13 @@ function evaluate(e: IrExpr, env: Env): boolean {
     case 'not':
       return !evaluate(e.operand, env);
     case 'compare':
-      return compare(e.op, field(e.field, env), e.value);
+      return compareNumbers(e.op, field(e.field, env), e.value);
     case 'compare-fields':
-      return compare(e.op, field(e.left, env), field(e.right, env));
+      return compareNumbers(e.op, field(e.left, env), field(e.right, env));
     case 'in': {
       const v = field(e.field, env);
       return e.ranges.some(([lo, hi]) => v >= lo && v <= hi);
     }
-  }
-}
-
-function compare(op: string, a: number, b: number): boolean {
-  switch (op) {
-    case '==':
-      return a === b;
-    case '!=':
-      return a !== b;
-    case '<':
-      return a < b;
-    case '>':
-      return a > b;
-    case '<=':
-      return a <= b;
-    default:
-      return a >= b;
   }
 }
 

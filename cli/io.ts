@@ -4,8 +4,13 @@ import { readFileSync } from 'node:fs';
 export class UsageError extends Error {}
 
 export function readSource(path: string): string {
+  return new TextDecoder().decode(readBytes(path));
+}
+
+/** A file's bytes, or a UsageError that says why it cannot be read. */
+export function readBytes(path: string): Uint8Array {
   try {
-    return readFileSync(path, 'utf8');
+    return readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;

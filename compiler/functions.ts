@@ -459,7 +459,8 @@ function constantNumber(v: RValue): number | undefined {
   }
 }
 
-function compareNumbers(op: IrCompareOp, a: number, b: number): boolean {
+/** `a OP b` for the IR's comparison operators. */
+export function compareNumbers(op: IrCompareOp, a: number, b: number): boolean {
   switch (op) {
     case '==':
       return a === b;

@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { readImage, type LoadedImage } from '../../compiler/image.ts';
 import { parseDriverSpec, type DriverSpec } from '../../runtime/drivers/spec.ts';
 import { bootImage, TenderError } from '../../runtime/tender.ts';
-import { parseFormat, UsageError } from '../io.ts';
+import { parseFormat, readBytes, UsageError } from '../io.ts';
 
 export interface BootOptions {
   nic?: string[];
@@ -63,13 +62,7 @@ export async function start(image: LoadedImage, label: string, options: BootOpti
 
 /** `nacl boot IMAGE --nic N=DRIVER:ARGS ...` (cli.md). */
 export async function runBoot(file: string, options: BootOptions): Promise<number> {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-  }
-  const loaded = readImage(bytes);
+  const loaded = readImage(readBytes(file));
   if (!loaded.ok) throw new UsageError(`${file}: ${loaded.message}`);
   return start(loaded.image, file, options);
 }

@@ -1,17 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { readImage, type LoadedImage } from '../../compiler/image.ts';
-import { parseFormat, UsageError } from '../io.ts';
+import { parseFormat, readBytes, UsageError } from '../io.ts';
 
 /** `nacl inspect IMAGE [--format json]`. */
 export function runInspect(file: string, options: { format: string }): number {
   const format = parseFormat(options.format, ['text', 'json'] as const);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-  }
-  const loaded = readImage(bytes);
+  const loaded = readImage(readBytes(file));
   if (!loaded.ok) {
     process.stderr.write(`${file}: ${loaded.message}\n`);
     return 1;
