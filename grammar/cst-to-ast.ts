@@ -88,7 +88,7 @@ export class CstToAst {
     const block = first(node, 'block');
     if (!type || !subtype || !block) return undefined;
     const body = this.block(block);
-    const bodySpan = this.nodeSpan(block) ?? subtype.span;
+    const bodySpan = this.delimitedSpan(block, 'LBrace', 'RBrace') ?? subtype.span;
     return { kind: 'Function', type, subtype, name, body, bodySpan, span: joinSpans(type.span, bodySpan) };
   }
 
@@ -140,12 +140,12 @@ export class CstToAst {
     if (!condition || !thenNode) return undefined;
     const then = this.block(thenNode);
     let otherwise: A.Statement[] | null = null;
-    let end = this.nodeSpan(thenNode) ?? condition.span;
+    let end = this.delimitedSpan(thenNode, 'LBrace', 'RBrace') ?? condition.span;
     const elseNode = first(node, 'otherwise');
     const elseIf = first(node, 'elseIf');
     if (elseNode) {
       otherwise = this.block(elseNode);
-      end = this.nodeSpan(elseNode) ?? end;
+      end = this.delimitedSpan(elseNode, 'LBrace', 'RBrace') ?? end;
     } else if (elseIf) {
       const nested = this.ifStatement(elseIf);
       const nestedIf = token(elseIf, 'If');
@@ -274,14 +274,14 @@ export class CstToAst {
       const value = this.value(first(p, 'value'));
       if (key && value) pairs.push({ kind: 'Pair', key, value, span: joinSpans(key.span, value.span) });
     }
-    const span = this.nodeSpan(node);
+    const span = this.delimitedSpan(node, 'LBrace', 'RBrace');
     if (!span || pairs.length === 0) return undefined;
     return { kind: 'Object', pairs, span };
   }
 
   private list(node: CstNode): A.ListLiteral | undefined {
     const items = nodes(node, 'value').map((v) => this.value(v)).filter(isDefined);
-    const span = this.nodeSpan(node);
+    const span = this.delimitedSpan(node, 'LBracket', 'RBracket');
     if (!span || items.length === 0) return undefined;
     return { kind: 'List', items, span };
   }
@@ -298,10 +298,11 @@ export class CstToAst {
 
   private scalar(node: CstNode | undefined): A.ScalarLiteral | undefined {
     if (!node) return undefined;
-    const span = this.nodeSpan(node);
     const negative = token(node, 'Minus') !== undefined;
     const t = token(node, 'Integer') ?? token(node, 'Decimal') ?? token(node, 'Ipv4');
-    if (!t || !real(t) || !span) return undefined;
+    if (!t || !real(t)) return undefined;
+    const span = negative ? this.delimitedSpan(node, 'LParen', 'RParen') : this.tokenSpan(t);
+    if (!span) return undefined;
     const rparen = token(node, 'RParen');
     if (negative && (!rparen || !real(rparen))) return undefined;
     switch (t.tokenType.name) {
@@ -409,14 +410,19 @@ export class CstToAst {
     return this.lines.span(t.startOffset, tokenEnd(t));
   }
 
-  private nodeSpan(node: CstNode): Span | undefined {
-    const loc = node.location;
-    if (!loc || Number.isNaN(loc.startOffset) || loc.endOffset === undefined || Number.isNaN(loc.endOffset)) {
-      const ts = allTokens(node).filter(real);
-      if (ts.length === 0) return undefined;
-      return this.lines.span(ts[0]!.startOffset, tokenEnd(ts[ts.length - 1]!));
-    }
-    return this.lines.span(loc.startOffset, loc.endOffset + 1);
+  /**
+   * From a node's opening to its closing bracket. The parser keeps no node
+   * locations (they cost an object per rule call); the brackets say it all,
+   * except after error recovery, where every token is looked at.
+   */
+  private delimitedSpan(node: CstNode, open: string, close: string): Span | undefined {
+    const first = token(node, open);
+    const closing = tokens(node, close);
+    const last = closing[closing.length - 1];
+    if (first && real(first) && last && real(last)) return this.lines.span(first.startOffset, tokenEnd(last));
+    const ts = allTokens(node).filter(real);
+    if (ts.length === 0) return undefined;
+    return this.lines.span(ts[0]!.startOffset, tokenEnd(ts[ts.length - 1]!));
   }
 }
 

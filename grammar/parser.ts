@@ -9,7 +9,7 @@ import * as T from './tokens.ts';
  */
 export class NaclParser extends CstParser {
   constructor() {
-    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3, nodeLocationTracking: 'onlyOffset' });
+    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3, nodeLocationTracking: 'none' });
     this.performSelfAnalysis();
   }
 

@@ -1,5 +1,5 @@
 import { readImage, type LoadedImage } from '../../compiler/image.ts';
-import { parseFormat, readBytes, UsageError } from '../io.ts';
+import { parseFormat, readBytes } from '../io.ts';
 
 /** `nacl inspect IMAGE [--format json]`. */
 export function runInspect(file: string, options: { format: string }): number {
