@@ -2,7 +2,7 @@ import type { Ir, IrIface } from '../compiler/ir.ts';
 import { Appliance, type ApplianceEnv, type Clock } from './appliance.ts';
 import type { Nic } from './drivers/nic.ts';
 import { echoRequest, tcpSyn, udpDatagram } from './messages.ts';
-import { formatIpv4Address, ipv4Dst, ipv4Protocol, ipv4Src, ipv4Ttl, parseIpv4Address } from './wire/ipv4.ts';
+import { fillIpv4Checksum, formatIpv4Address, ipv4Dst, ipv4Protocol, ipv4Src, ipv4Ttl, parseIpv4Address } from './wire/ipv4.ts';
 
 /*
  * A simulated host for tests and the demo: the appliance core with one
@@ -119,9 +119,14 @@ export class SimHost {
     this.send(echoRequest(this.address, parseIpv4Address(dst)!, this.ident, options.seq ?? 1, options.payload ?? new TextEncoder().encode('nacl-sim'), options.ttl ?? 64));
   }
 
-  udp(dst: string, dport: number, payload: Uint8Array | string, sport = 40000, ttl = 64): void {
+  udp(dst: string, dport: number, payload: Uint8Array | string, sport = 40000, ttl = 64, dontFragment = false): void {
     const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
-    this.send(udpDatagram(this.address, sport, parseIpv4Address(dst)!, dport, bytes, ttl));
+    const d = udpDatagram(this.address, sport, parseIpv4Address(dst)!, dport, bytes, ttl);
+    if (dontFragment) {
+      d.bytes[d.l3 + 6]! |= 0x40;
+      fillIpv4Checksum(d.bytes, d.l3);
+    }
+    this.send(d);
   }
 
   /** A TCP SYN (the first step of a connection); the answer shows up in `received`. */

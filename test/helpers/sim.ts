@@ -19,12 +19,12 @@ export class Sim {
   readonly nics = new Map<string, MemoryNic>();
   private readonly hosts: SimHost[] = [];
 
-  constructor(config: string, nicCount = 2) {
+  constructor(config: string, nicCount = 2, mtus: readonly number[] = []) {
     const compiled = compileSource(config, 'sim.nacl');
     const errors = compiled.diagnostics.filter((d) => d.severity === 'error');
     if (!compiled.ir) throw new Error(errors.map((d) => `${d.code} ${d.span.startLine}: ${d.message}`).join('\n'));
     for (let i = 0; i < nicCount; i++) {
-      const nic = this.net.createNic({ name: `appliance.nic${i}`, mac: Uint8Array.of(0x02, 0, 0, 0, 0xa0, i) });
+      const nic = this.net.createNic({ name: `appliance.nic${i}`, mac: Uint8Array.of(0x02, 0, 0, 0, 0xa0, i), mtu: mtus[i] ?? 1500 });
       attach(nic, this.net.switch(`seg${i}`));
       this.nics.set(String(i), nic);
     }

@@ -68,4 +68,26 @@ Gateway gw { a: { net: 10.0.0.0, netmask: 255.255.255.0, iface: lan }, b: { net:
     expect(reply?.detail).toBe(0);
     expect(reply?.payload.length).toBe(3000);
   });
+
+  it('fragments a forwarded datagram too big for the egress MTU, and the receiver gets all of it', () => {
+    const sim = new Sim(ROUTER, 2, [1500, 576]);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    a.udp('10.1.0.9', 5000, new Uint8Array(1200).fill(1));
+    sim.settle();
+    expect(b.received.map((r) => [r.dport, r.payload.length])).toEqual([[5000, 1200]]);
+  });
+
+  it('answers fragmentation needed for a DF datagram too big for the egress MTU', () => {
+    const sim = new Sim(ROUTER, 2, [1500, 576]);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    a.udp('10.1.0.9', 5000, new Uint8Array(1200).fill(1), 40000, 64, true);
+    sim.settle();
+    expect(b.received).toEqual([]);
+    const icmp = a.received.find((r) => r.protocol === 1);
+    expect(icmp?.detail).toBe(3);
+    expect(sim.appliance.statistics()['wan.drop.too-big-df']).toBe(1);
+  });
 });
+
