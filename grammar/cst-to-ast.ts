@@ -452,7 +452,10 @@ function nodes(node: CstNode, key: string): CstNode[] {
 }
 
 function first(node: CstNode, key: string): CstNode | undefined {
-  return nodes(node, key)[0];
+  const list = node.children[key];
+  if (!list) return undefined;
+  for (let i = 0; i < list.length; i++) if ('children' in list[i]!) return list[i] as CstNode;
+  return undefined;
 }
 
 function tokens(node: CstNode, key: string): IToken[] {
@@ -460,7 +463,10 @@ function tokens(node: CstNode, key: string): IToken[] {
 }
 
 function token(node: CstNode, key: string): IToken | undefined {
-  return tokens(node, key)[0];
+  const list = node.children[key];
+  if (!list) return undefined;
+  for (let i = 0; i < list.length; i++) if ('image' in list[i]!) return list[i] as IToken;
+  return undefined;
 }
 
 /** The one token of a node made of a single token (a literal value). */
