@@ -69,17 +69,34 @@ export class LineMap {
   }
 
   span(startOffset: number, endOffset: number): Span {
-    const s = this.position(startOffset);
-    const e = this.position(endOffset);
+    // Hot in the parser: find the lines without allocating position objects.
+    const startLine = this.lineIndex(startOffset);
+    const endLine = endOffset === startOffset ? startLine : this.lineIndex(endOffset);
     return {
       file: this.file,
-      startLine: s.line,
-      startColumn: s.column,
-      endLine: e.line,
-      endColumn: e.column,
+      startLine: startLine + 1,
+      startColumn: startOffset - this.lineStarts[startLine]! + 1,
+      endLine: endLine + 1,
+      endColumn: endOffset - this.lineStarts[endLine]! + 1,
       startOffset,
       endOffset,
     };
+  }
+
+  /** 0-based index of the line holding `offset`. */
+  private lineIndex(offset: number): number {
+    const starts = this.lineStarts;
+    const last = this.lastLine;
+    if (starts[last]! <= offset && (last + 1 === starts.length || starts[last + 1]! > offset)) return last;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    this.lastLine = lo;
+    return lo;
   }
 
   /** The text of a 1-based line, without its line break. */
