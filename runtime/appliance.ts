@@ -5,7 +5,7 @@ import type { Nic } from './drivers/nic.ts';
 import { Inet, type ChainStep, type NicPort } from './inet.ts';
 import { arpPacket, BROADCAST_MAC, echoReply, HEADROOM, icmpError, tcpReset, udpDatagram, ZERO_MAC, type Datagram } from './messages.ts';
 import { Nat } from './nat.ts';
-import { CtInfo, loadDatagram, newPacket, type Packet } from './packet.ts';
+import { loadDatagram, newPacket, type Packet } from './packet.ts';
 import { Reassembler } from './reassembly.ts';
 import { forwardTtl, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } from './router.ts';
 import type { Addresses, Tracer } from './trace-events.ts';
@@ -75,7 +75,6 @@ export interface ApplianceOptions {
 }
 
 const CT_NAMES = ['invalid', 'new', 'established', 'related'];
-const PROTO_NUMBER: Record<string, number> = { tcp: 6, udp: 17, icmp: 1 };
 
 /** The key of a NIC in ApplianceEnv.nics for an Iface. */
 export function nicKey(nic: IrIface['nic']): string {
@@ -847,4 +846,3 @@ function addressesOf(bytes: Uint8Array, l3: number): Addresses {
   };
 }
 
-export { PROTO_NUMBER, CtInfo };
