@@ -179,6 +179,9 @@ export class CstToAst {
     operator: 'and' | 'or',
     operand: (n: CstNode) => A.Condition | undefined,
   ): A.Condition | undefined {
+    const children = node.children[operandRule];
+    // Most conditions have one operand per level: no arrays to build.
+    if (children && children.length === 1) return operand(children[0] as CstNode);
     const operands = nodes(node, operandRule).map(operand);
     const operators = operatorTokens.flatMap((t) => tokens(node, t)).sort((a, b) => a.startOffset - b.startOffset);
     let result = operands[0];
@@ -214,7 +217,7 @@ export class CstToAst {
     if (!left) return undefined;
     const opNode = first(node, 'compareOperator');
     if (!opNode) return { kind: 'ValueCondition', value: left, span: left.span };
-    const opToken = allTokens(opNode)[0];
+    const opToken = singleToken(opNode);
     const right = this.value(first(node, 'right'));
     if (!opToken || !right) return { kind: 'ValueCondition', value: left, span: left.span };
     const operator = (opToken.image === 'IN' ? 'in' : opToken.image) as A.ComparisonOperator;
