@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { nacl } from '../helpers/cli.ts';
+import { EXAMPLES_DIR, ROOT } from '../helpers/examples.ts';
+
+const example = (name: string) => join(EXAMPLES_DIR, name);
+
+describe('every subcommand', () => {
+  for (const cmd of ['check', 'fmt', 'build', 'inspect', 'graph', 'convert', 'trace', 'test', 'bench', 'boot', 'run', 'demo']) {
+    it(`${cmd} --help describes it and exits 0`, () => {
+      const r = nacl([cmd, '--help']);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain(`Usage: nacl ${cmd}`);
+    });
+  }
+});
+
+describe('nacl graph and nacl convert', () => {
+  it('prints DOT by default and Mermaid on request', () => {
+    expect(nacl(['graph', example('vlan_routing.nacl')]).stdout).toMatch(/^digraph nacl \{/);
+    expect(nacl(['graph', example('vlan_routing.nacl'), '--format', 'mermaid']).stdout).toMatch(/^flowchart LR/);
+    expect(nacl(['graph', example('vlan_routing.nacl'), '--format', 'svg']).status).toBe(2);
+  });
+
+  it('converts a .nacl file to YAML that checks clean', () => {
+    const r = nacl(['convert', example('lb.nacl'), '--to', 'yaml']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Iface:\n/);
+    const file = join(mkdtempSync(join(tmpdir(), 'nacl-convert-')), 'lb.yaml');
+    writeFileSync(file, r.stdout);
+    const check = nacl(['check', file]);
+    expect(check.stderr).not.toContain('error[');
+    expect(check.status).toBe(0);
+  });
+});
+
+describe('nacl bench', () => {
+  it('prints packets/s in JSON for the interpreter too', () => {
+    const r = nacl(['bench', example('syslog.nacl'), '--iface', 'eth0', '--seconds', '0.2', '--interpreter', '--format', 'json']);
+    const json = JSON.parse(r.stdout);
+    expect(json).toMatchObject({ mode: 'filter', engine: 'interpreter' });
+    expect(json.packetsPerSecond).toBeGreaterThan(0);
+  });
+
+  it('measures the whole data path with --mode dataplane', () => {
+    const r = nacl(['bench', example('gateway_with_send_time_exceeded.nacl'), '--iface', 'eth1', '--mode', 'dataplane', '--packet', 'udp 10.10.10.7:1000 -> 10.0.0.9:53', '--seconds', '0.3', '--format', 'json']);
+    const json = JSON.parse(r.stdout);
+    expect(json.mode).toBe('dataplane');
+    expect(json.verdicts.accept).toBeGreaterThan(0);
+  });
+
+  it('exits 2 for an unknown Iface or a bad packet', () => {
+    expect(nacl(['bench', example('syslog.nacl'), '--iface', 'nope']).status).toBe(2);
+    expect(nacl(['bench', example('syslog.nacl'), '--iface', 'eth0', '--packet', 'tcp x -> y']).status).toBe(2);
+  });
+});
+
+describe('nacl run', () => {
+  it('builds in memory, boots, prints ready and stops on SIGINT', async () => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', example('cidr.nacl'), '--nic', '0=memory:run-test'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    for (let i = 0; i < 100 && !out.includes('ready:'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toMatch(/^ready: .*cidr\.nacl/m);
+    child.kill('SIGINT');
+    expect(await new Promise((r) => child.on('exit', r))).toBe(0);
+  });
+});
