@@ -1,6 +1,6 @@
 import type { IRecognitionException, IToken, TokenType } from 'chevrotain';
 import type { Comment, Program } from './ast.ts';
-import { CstToAst, tokenEnd } from './cst-to-ast.ts';
+import { AstBuilder, tokenEnd } from './ast-builder.ts';
 import { naclParser } from './parser.ts';
 import { LineMap, type Span } from './span.ts';
 import { naclLexer } from './tokens.ts';
@@ -24,9 +24,6 @@ export function parseNacl(text: string, file: string): ParseResult {
   const emptyProgram: Program = { kind: 'Program', file, elements: [], comments: [], span: lines.span(0, text.length) };
   try {
     const lexed = naclLexer.tokenize(text);
-    // The lexer tracks start offsets only (cheapest); end offsets let the
-    // parser give every CST node a location without re-walking its tokens.
-    for (const t of lexed.tokens) t.endOffset = t.startOffset + t.image.length - 1;
     for (const e of lexed.errors) {
       const ch = text.slice(e.offset, e.offset + e.length);
       const shown = JSON.stringify(ch.length > 20 ? ch.slice(0, 20) + '...' : ch);
@@ -41,14 +38,15 @@ export function parseNacl(text: string, file: string): ParseResult {
     adjacentColons(lexed.tokens, lines, diagnostics);
 
     const parser = naclParser();
+    const builder = new AstBuilder(lines);
+    parser.b = builder;
     // The second of two adjacent numbers is already reported (E107); parse as if it were absent.
     parser.input = lexed.tokens.filter((t) => !adjacent.has(t));
-    const cst = parser.program();
+    const elements = parser.program();
     for (const e of parser.errors) {
       diagnostics.push(syntaxError(e, lines, text.length));
     }
-    const builder = new CstToAst(lines);
-    const program = builder.program(cst, comments);
+    const program: Program = { kind: 'Program', file, elements, comments, span: lines.span(0, text.length) };
     diagnostics.push(...builder.diagnostics);
     return { program, diagnostics: sortDiagnostics(dedupe(diagnostics)), lines };
   } catch (err) {

@@ -1,0 +1,141 @@
+import type { IToken } from 'chevrotain';
+import type * as A from './ast.ts';
+import { joinSpans, type LineMap, type Span } from './span.ts';
+import { diagnostic, type Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
+
+/*
+ * What the parser's actions use to build the AST: spans from tokens, and
+ * the literals whose problems are visible only once a lexeme is read
+ * (escapes, octets, leading zeros). Recovery can hand the actions missing
+ * or inserted tokens, so every helper tolerates them.
+ */
+export class AstBuilder {
+  readonly diagnostics: Diagnostic[] = [];
+
+  constructor(readonly lines: LineMap) {}
+
+  report(d: Diagnostic): void {
+    this.diagnostics.push(d);
+  }
+
+  /** From the first to the last real token given (in source order). */
+  between(first: IToken | undefined, last: IToken | undefined): Span | undefined {
+    const a = first && real(first) ? first : last && real(last) ? last : undefined;
+    const b = last && real(last) ? last : a;
+    if (!a || !b) return undefined;
+    return this.lines.span(a.startOffset, tokenEnd(b));
+  }
+
+  join(a: Span, b: Span): Span {
+    return joinSpans(a, b);
+  }
+
+  integer(t: IToken, negative: boolean, span: Span): A.IntegerLiteral {
+    if (t.image.length > 1 && t.image.startsWith('0')) {
+      this.diagnostics.push(
+        diagnostic('W10', this.tokenSpan(t), `leading zero in ${t.image}: read as the decimal number ${Number(t.image)}`, {
+          help: `write ${Number(t.image)}`,
+        }),
+      );
+    }
+    return { kind: 'Integer', text: t.image, negative, value: (negative ? -1 : 1) * Number(t.image), span };
+  }
+
+  ipv4(text: string, span: Span): A.Ipv4Literal {
+    const octets = text.split('.');
+    let value = 0;
+    let valid = true;
+    for (const octet of octets) {
+      const n = Number(octet);
+      if (n > 255) valid = false;
+      if (octet.length > 1 && octet.startsWith('0')) {
+        this.diagnostics.push(
+          diagnostic('E108', span, `leading zero in an octet of ${text}`, {
+            help: 'tools disagree on whether 010 is octal or decimal; write the octet without leading zeros',
+          }),
+        );
+        valid = false;
+        break;
+      }
+      value = value * 256 + n;
+    }
+    if (octets.some((o) => Number(o) > 255)) {
+      this.diagnostics.push(diagnostic('E405', span, `IPv4 addr ${text} contains bytes greater than 255`));
+    }
+    return { kind: 'Ipv4', text, value: valid ? value >>> 0 : Number.NaN, span };
+  }
+
+  cidr(text: string, span: Span): A.CidrLiteral {
+    const [addressText = '', prefixText = ''] = text.split('/');
+    const addressSpan = this.lines.span(span.startOffset, span.startOffset + addressText.length);
+    const address = this.ipv4Quiet(addressText, addressSpan);
+    const prefix = Number(prefixText);
+    if (Number.isNaN(address.value) || prefix > 32) {
+      const why = prefix > 32 ? `its prefix length ${prefix} is above 32` : 'it contains bytes greater than 255';
+      this.diagnostics.push(diagnostic('E406', span, `IPv4 cidr ${text} is invalid: ${why}`));
+    }
+    return { kind: 'Cidr', text, address, prefix, span };
+  }
+
+  /** Like ipv4() but reports leading zeros only (octet range errors are E406 for CIDRs). */
+  private ipv4Quiet(text: string, span: Span): A.Ipv4Literal {
+    const octets = text.split('.');
+    if (octets.some((o) => o.length > 1 && o.startsWith('0'))) {
+      this.diagnostics.push(diagnostic('E108', span, `leading zero in an octet of ${text}`));
+      return { kind: 'Ipv4', text, value: Number.NaN, span };
+    }
+    if (octets.some((o) => Number(o) > 255)) return { kind: 'Ipv4', text, value: Number.NaN, span };
+    return { kind: 'Ipv4', text, value: octets.reduce((v, o) => v * 256 + Number(o), 0) >>> 0, span };
+  }
+
+  string(t: IToken, span: Span): A.StringLiteral {
+    const raw = t.image.slice(1, -1);
+    let value = '';
+    for (let i = 0; i < raw.length; i++) {
+      const c = raw[i]!;
+      if (c !== '\\') {
+        value += c;
+        continue;
+      }
+      const e = raw[i + 1] ?? '';
+      i++;
+      if (e === 'n') value += '\n';
+      else if (e === 't') value += '\t';
+      else if (e === '\\') value += '\\';
+      else if (e === '"') value += '"';
+      else {
+        const at = t.startOffset + 1 + i - 1;
+        this.diagnostics.push(
+          diagnostic('E110', this.lines.span(at, at + 2), `unknown escape \\${e} in a string`, {
+            help: 'the escapes are \\n, \\t, \\\\ and \\"',
+          }),
+        );
+        value += e;
+      }
+    }
+    return { kind: 'String', value, raw, span };
+  }
+
+  identifier(t: IToken | undefined): A.Identifier | undefined {
+    if (!t || !real(t)) return undefined;
+    return { kind: 'Identifier', text: t.image, span: this.tokenSpan(t) };
+  }
+
+  tokenSpan(t: IToken): Span {
+    return this.lines.span(t.startOffset, tokenEnd(t));
+  }
+
+}
+
+/** Tokens inserted by error recovery have no position. */
+export function real(t: IToken | undefined): t is IToken {
+  return t !== undefined && !t.isInsertedInRecovery && !Number.isNaN(t.startOffset) && typeof t.image === 'string';
+}
+
+/**
+ * Just past a token's last character. The lexer tracks offsets only (the
+ * LineMap computes lines), so tokens carry no endOffset of their own.
+ */
+export function tokenEnd(t: IToken): number {
+  return t.startOffset + t.image.length;
+}
