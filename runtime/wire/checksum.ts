@@ -26,7 +26,9 @@ export function checksumSum(bytes: Uint8Array, start: number, end: number, initi
 
 /** Folds the carries back in until the sum fits in 16 bits (end-around carry). */
 export function foldChecksum(sum: number): number {
-  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+  // Integer ops while the sum fits in 32 bits (every packet-sized sum does); float ops beyond.
+  while (sum > 0xffffffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return sum;
 }
 
