@@ -10,9 +10,8 @@ import { Reassembler } from './reassembly.ts';
 import { forwardTtl, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } from './router.ts';
 import type { Addresses, Tracer } from './trace-events.ts';
 import { ETHERNET_HEADER_LEN, EtherType, ethEtherType, ethIsMulticast, macEquals } from './wire/ethernet.ts';
-import { icmpv4ChecksumIsValid, Icmpv4TimeExceeded, Icmpv4Type, Icmpv4Unreachable } from './wire/icmpv4.ts';
-import { tcpChecksumIsValid } from './wire/tcp.ts';
-import { udpChecksumIsValid } from './wire/udp.ts';
+import { Icmpv4TimeExceeded, Icmpv4Type, Icmpv4Unreachable } from './wire/icmpv4.ts';
+import { l4ChecksumValid } from './wire/l4-checksum.ts';
 import {
   formatIpv4Address,
   ipv4DontFrag,
@@ -796,21 +795,6 @@ export class Appliance {
   private traceReceive(inet: Inet, pkt: Packet, handle: number): void {
     const state = this.options.ctOverride ?? (handle >= 0 ? this.conntrack!.packetState(handle, pkt) : CT_STATE.invalid);
     if (this.tracer) this.trace({ kind: 'receive', iface: inet.name, packet: addresses(pkt), ttl: ipv4Ttl(pkt.bytes, pkt.l3), ctState: CT_NAMES[state] ?? String(state) });
-  }
-}
-
-function l4ChecksumValid(bytes: Uint8Array, l3: number, l4: number, end: number): boolean {
-  const src = ipv4Src(bytes, l3);
-  const dst = ipv4Dst(bytes, l3);
-  switch (ipv4Protocol(bytes, l3)) {
-    case IpProtocol.Tcp:
-      return tcpChecksumIsValid(bytes, l4, end - l4, src, dst);
-    case IpProtocol.Udp:
-      return udpChecksumIsValid(bytes, l4, src, dst);
-    case IpProtocol.Icmp:
-      return icmpv4ChecksumIsValid(bytes, l4, end);
-    default:
-      return true;
   }
 }
 

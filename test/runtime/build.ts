@@ -6,21 +6,19 @@
 
 import { CtInfo, type Packet, packetFromFrame } from '../../runtime/packet.ts';
 import { EthernetRepr, EtherType } from '../../runtime/wire/ethernet.ts';
-import { Icmpv4Repr, icmpv4ChecksumIsValid } from '../../runtime/wire/icmpv4.ts';
+import { Icmpv4Repr } from '../../runtime/wire/icmpv4.ts';
 import {
   checkIpv4,
   IpProtocol,
   ipv4ChecksumIsValid,
   ipv4HeaderLen,
-  ipv4Protocol,
   Ipv4Repr,
-  ipv4Src,
-  ipv4Dst,
   ipv4TotalLen,
   parseIpv4Address,
 } from '../../runtime/wire/ipv4.ts';
-import { TcpFlag, TcpRepr, tcpChecksumIsValid } from '../../runtime/wire/tcp.ts';
-import { UdpRepr, udpChecksumIsValid } from '../../runtime/wire/udp.ts';
+import { TcpFlag, TcpRepr } from '../../runtime/wire/tcp.ts';
+import { UdpRepr } from '../../runtime/wire/udp.ts';
+import { l4ChecksumValid } from '../../runtime/wire/l4-checksum.ts';
 
 export const L3 = 14;
 const MAC_A = Uint8Array.of(2, 0, 0, 0, 0, 1);
@@ -131,18 +129,7 @@ export function icmpError(
 export function checksumsValid(pkt: Packet): boolean {
   const { bytes, l3, l4, end } = pkt;
   if (checkIpv4(bytes, l3, end) !== undefined || !ipv4ChecksumIsValid(bytes, l3)) return false;
-  const src = ipv4Src(bytes, l3);
-  const dst = ipv4Dst(bytes, l3);
-  switch (ipv4Protocol(bytes, l3)) {
-    case IpProtocol.Tcp:
-      return tcpChecksumIsValid(bytes, l4, end - l4, src, dst);
-    case IpProtocol.Udp:
-      return udpChecksumIsValid(bytes, l4, src, dst);
-    case IpProtocol.Icmp:
-      return icmpv4ChecksumIsValid(bytes, l4, end);
-    default:
-      return true;
-  }
+  return l4ChecksumValid(bytes, l3, l4, end);
 }
 
 /** The IPv4 header checksum of the datagram an ICMP error quotes is right. */
