@@ -26,16 +26,11 @@ interface Constants {
   ttls: number[];
 }
 
-function constantsOf(ir: Ir): Constants {
-  const c: Constants = { addresses: [], ports: [], icmpTypes: [], ttls: [] };
-  const add = (field: string, lo: number, hi: number) => {
-    const list = field.endsWith('addr') ? c.addresses : field.endsWith('port') ? c.ports : field === 'icmp.type' ? c.icmpTypes : field === 'ip.ttl' ? c.ttls : null;
-    if (!list) return;
-    for (const v of [lo, hi, lo - 1, hi + 1, lo + Math.floor((hi - lo) / 2)]) if (v >= 0) list.push(v >>> 0);
-  };
+/** Calls `visit` for every value or range a condition of the config compares a field with. */
+export function forEachComparedRange(ir: Ir, visit: (field: string, lo: number, hi: number) => void): void {
   const expr = (e: IrExpr): void => {
-    if (e.kind === 'compare') add(e.field, e.value, e.value);
-    else if (e.kind === 'in') e.ranges.forEach(([lo, hi]) => add(e.field, lo, hi));
+    if (e.kind === 'compare') visit(e.field, e.value, e.value);
+    else if (e.kind === 'in') e.ranges.forEach(([lo, hi]) => visit(e.field, lo, hi));
     else if (e.kind === 'and' || e.kind === 'or') (expr(e.left), expr(e.right));
     else if (e.kind === 'not') expr(e.operand);
   };
@@ -44,6 +39,16 @@ function constantsOf(ir: Ir): Constants {
     else if (s.kind === 'block') s.body.forEach(stmt);
   };
   ir.functions.forEach((f) => f.body.forEach(stmt));
+}
+
+function constantsOf(ir: Ir): Constants {
+  const c: Constants = { addresses: [], ports: [], icmpTypes: [], ttls: [] };
+  const add = (field: string, lo: number, hi: number) => {
+    const list = field.endsWith('addr') ? c.addresses : field.endsWith('port') ? c.ports : field === 'icmp.type' ? c.icmpTypes : field === 'ip.ttl' ? c.ttls : null;
+    if (!list) return;
+    for (const v of [lo, hi, lo - 1, hi + 1, lo + Math.floor((hi - lo) / 2)]) if (v >= 0) list.push(v >>> 0);
+  };
+  forEachComparedRange(ir, add);
   for (const i of ir.ifaces) if (i.address) c.addresses.push(ipNumber(i.address));
   return c;
 }

@@ -5,6 +5,7 @@ import { fillIpv4Checksum, ipv4Dst, ipv4HeaderLen, ipv4Src, ipv4TotalLen, IpProt
 import { fillTcpChecksum, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpSeq, tcpSrcPort, TcpFlag } from './wire/tcp.ts';
 import { fillUdpChecksum } from './wire/udp.ts';
 import { VLAN_HEADER_LEN } from './wire/vlan.ts';
+import { writeU16, writeU32 } from './wire/field.ts';
 
 /*
  * Packets the appliance itself originates (control path: allocation is
@@ -27,23 +28,14 @@ let ipId = 1;
 function ipHeader(b: Uint8Array, total: number, protocol: number, src: number, dst: number, ttl = 64): void {
   const o = HEADROOM;
   b[o] = 0x45;
-  b[o + 2] = total >>> 8;
-  b[o + 3] = total & 255;
+  writeU16(b, o + 2, total);
   ipId = (ipId + 1) & 0xffff;
-  b[o + 4] = ipId >>> 8;
-  b[o + 5] = ipId & 255;
+  writeU16(b, o + 4, ipId);
   b[o + 8] = ttl;
   b[o + 9] = protocol;
-  put32(b, o + 12, src);
-  put32(b, o + 16, dst);
+  writeU32(b, o + 12, src);
+  writeU32(b, o + 16, dst);
   fillIpv4Checksum(b, o);
-}
-
-export function put32(b: Uint8Array, at: number, n: number): void {
-  b[at] = n >>> 24;
-  b[at + 1] = (n >>> 16) & 255;
-  b[at + 2] = (n >>> 8) & 255;
-  b[at + 3] = n & 255;
 }
 
 function datagram(l4len: number): { b: Uint8Array; total: number } {
@@ -76,8 +68,7 @@ export function icmpError(type: number, code: number, orig: Uint8Array, l3: numb
   const o = HEADROOM + 20;
   b[o] = type;
   b[o + 1] = code;
-  b[o + 6] = extra >>> 8;
-  b[o + 7] = extra & 255;
+  writeU16(b, o + 6, extra);
   b.set(orig.subarray(l3, l3 + quoteLen), o + 8);
   fillIcmpv4Checksum(b, o, HEADROOM + total);
   return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
@@ -93,16 +84,14 @@ export function tcpReset(seg: Uint8Array, l3: number, end: number): Datagram {
   const dst = ipv4Src(seg, l3);
   ipHeader(b, total, IpProtocol.Tcp, src, dst);
   const o = HEADROOM + 20;
-  b[o] = tcpDstPort(seg, l4) >>> 8;
-  b[o + 1] = tcpDstPort(seg, l4) & 255;
-  b[o + 2] = tcpSrcPort(seg, l4) >>> 8;
-  b[o + 3] = tcpSrcPort(seg, l4) & 255;
+  writeU16(b, o, tcpDstPort(seg, l4));
+  writeU16(b, o + 2, tcpSrcPort(seg, l4));
   if (flags & TcpFlag.Ack) {
-    put32(b, o + 4, tcpAck(seg, l4));
+    writeU32(b, o + 4, tcpAck(seg, l4));
     b[o + 13] = TcpFlag.Rst;
   } else {
     const len = payload + (flags & TcpFlag.Syn ? 1 : 0) + (flags & TcpFlag.Fin ? 1 : 0);
-    put32(b, o + 8, (tcpSeq(seg, l4) + len) >>> 0);
+    writeU32(b, o + 8, (tcpSeq(seg, l4) + len) >>> 0);
     b[o + 13] = TcpFlag.Rst | TcpFlag.Ack;
   }
   b[o + 12] = 5 << 4;
@@ -114,12 +103,9 @@ export function udpDatagram(src: number, sport: number, dst: number, dport: numb
   const { b, total } = datagram(8 + payload.length);
   ipHeader(b, total, IpProtocol.Udp, src, dst, ttl);
   const o = HEADROOM + 20;
-  b[o] = sport >>> 8;
-  b[o + 1] = sport & 255;
-  b[o + 2] = dport >>> 8;
-  b[o + 3] = dport & 255;
-  b[o + 4] = (8 + payload.length) >>> 8;
-  b[o + 5] = (8 + payload.length) & 255;
+  writeU16(b, o, sport);
+  writeU16(b, o + 2, dport);
+  writeU16(b, o + 4, 8 + payload.length);
   b.set(payload, o + 8);
   fillUdpChecksum(b, o, src, dst);
   return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
@@ -130,11 +116,9 @@ export function tcpSyn(src: number, sport: number, dst: number, dport: number, s
   const { b, total } = datagram(20);
   ipHeader(b, total, IpProtocol.Tcp, src, dst);
   const o = HEADROOM + 20;
-  b[o] = sport >>> 8;
-  b[o + 1] = sport & 255;
-  b[o + 2] = dport >>> 8;
-  b[o + 3] = dport & 255;
-  put32(b, o + 4, seq);
+  writeU16(b, o, sport);
+  writeU16(b, o + 2, dport);
+  writeU32(b, o + 4, seq);
   b[o + 12] = 5 << 4;
   b[o + 13] = TcpFlag.Syn;
   b[o + 14] = 0xfa;
@@ -148,10 +132,8 @@ export function echoRequest(src: number, dst: number, ident: number, seq: number
   ipHeader(b, total, IpProtocol.Icmp, src, dst, ttl);
   const o = HEADROOM + 20;
   b[o] = Icmpv4Type.EchoRequest;
-  b[o + 4] = ident >>> 8;
-  b[o + 5] = ident & 255;
-  b[o + 6] = seq >>> 8;
-  b[o + 7] = seq & 255;
+  writeU16(b, o + 4, ident);
+  writeU16(b, o + 6, seq);
   b.set(payload, o + 8);
   fillIcmpv4Checksum(b, o, HEADROOM + total);
   return { bytes: b, l3: HEADROOM, end: HEADROOM + total };

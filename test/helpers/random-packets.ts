@@ -1,5 +1,7 @@
 import fc from 'fast-check';
-import type { Ir, IrExpr, IrStatement } from '../../compiler/ir.ts';
+import { forEachComparedRange } from '../../appliances/random-packets.ts';
+import type { Ir } from '../../compiler/ir.ts';
+import { writeU16, writeU32 } from '../../runtime/wire/field.ts';
 
 /** Constants a config compares fields with, and their neighbours: where bugs live. */
 export function interestingValues(ir: Ir): number[] {
@@ -7,17 +9,7 @@ export function interestingValues(ir: Ir): number[] {
   const add = (n: number) => {
     for (const d of [-1, 0, 1]) if (n + d >= 0 && n + d <= 0xffffffff) out.add(n + d);
   };
-  const expr = (e: IrExpr): void => {
-    if (e.kind === 'compare') add(e.value);
-    else if (e.kind === 'in') e.ranges.forEach(([lo, hi]) => (add(lo), add(hi)));
-    else if (e.kind === 'and' || e.kind === 'or') (expr(e.left), expr(e.right));
-    else if (e.kind === 'not') expr(e.operand);
-  };
-  const stmt = (s: IrStatement): void => {
-    if (s.kind === 'if') (expr(s.condition), s.then.forEach(stmt), s.else?.forEach(stmt));
-    else if (s.kind === 'block') s.body.forEach(stmt);
-  };
-  ir.functions.forEach((f) => f.body.forEach(stmt));
+  forEachComparedRange(ir, (_field, lo, hi) => (add(lo), add(hi)));
   return [...out];
 }
 
@@ -50,19 +42,11 @@ export function packets(values: number[]): fc.Arbitrary<RandomPacket> {
       bytes[0] = 0x45;
       bytes[8] = ttl & 255;
       bytes[9] = protocol;
-      const put32 = (at: number, n: number) => {
-        bytes[at] = n >>> 24;
-        bytes[at + 1] = (n >>> 16) & 255;
-        bytes[at + 2] = (n >>> 8) & 255;
-        bytes[at + 3] = n & 255;
-      };
-      put32(12, saddr >>> 0);
-      put32(16, daddr >>> 0);
+      writeU32(bytes, 12, saddr);
+      writeU32(bytes, 16, daddr);
       // Ports / ICMP type: 16-bit fields take the low bits of a biased value.
-      bytes[20] = (a >>> 8) & 255;
-      bytes[21] = a & 255;
-      bytes[22] = (b >>> 8) & 255;
-      bytes[23] = b & 255;
+      writeU16(bytes, 20, a);
+      writeU16(bytes, 22, b);
       if (protocol === 1) bytes[20] = a & 255;
       if (protocol === 6) bytes[33] = c & 255;
       return { bytes, ctState };
