@@ -1,5 +1,5 @@
 import type { IrField, Protocol } from './ir.ts';
-import { CT_STATE } from './ir.ts';
+import { CT_STATE, ICMP_TYPES } from './ir.ts';
 
 /** What a packet field holds, which decides what it may be compared with (nacl-language.md 7.7). */
 export type FieldType = 'ipv4' | 'port' | 'protocol' | 'icmp-type' | 'tcp-flags' | 'ct-state' | 'integer';
@@ -69,16 +69,7 @@ export const CONSTANTS: ReadonlyMap<string, ConstantInfo> = new Map(
   [
     ...c('port', { ssh: 22, dns: 53, http: 80, https: 443 }),
     ...c('protocol', { icmp: 1, tcp: 6, udp: 17, ip: 4 }),
-    ...c('icmp-type', {
-      'echo-reply': 0,
-      'destination-unreachable': 3,
-      redirect: 5,
-      'echo-request': 8,
-      'time-exceeded': 11,
-      'parameter-problem': 12,
-      'timestamp-request': 13,
-      'timestamp-reply': 14,
-    }),
+    ...c('icmp-type', ICMP_TYPES),
     ...c('ct-state', CT_STATE),
     ...c('tcp-flags', { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10, urg: 0x20, ece: 0x40, cwr: 0x80, ns: 0x100 }),
     ...c('lb-algorithm', { round_robin: 0, least_connections: 1, source_hash: 2 }),

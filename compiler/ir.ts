@@ -146,6 +146,18 @@ export type IrField =
 /** `ct.state` values as numbers; `invalid` means "no entry" (8.5). */
 export const CT_STATE = { invalid: 0, new: 1, established: 2, related: 3 } as const;
 
+/** The ICMP type names the language predefines (4.2); packet specs in tests use the same. */
+export const ICMP_TYPES: Readonly<Record<string, number>> = {
+  'echo-reply': 0,
+  'destination-unreachable': 3,
+  redirect: 5,
+  'echo-request': 8,
+  'time-exceeded': 11,
+  'parameter-problem': 12,
+  'timestamp-request': 13,
+  'timestamp-reply': 14,
+};
+
 export type IrCompareOp = '==' | '!=' | '<' | '>' | '<=' | '>=';
 
 export type IrExpr =

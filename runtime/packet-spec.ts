@@ -1,3 +1,4 @@
+import { ICMP_TYPES } from '../compiler/ir.ts';
 import { fillIcmpv4Checksum } from './wire/icmpv4.ts';
 import { fillIpv4Checksum, formatIpv4Address, parseIpv4Address } from './wire/ipv4.ts';
 import { fillTcpChecksum } from './wire/tcp.ts';
@@ -33,16 +34,6 @@ export interface PacketSpec {
 
 const PROTOCOLS: Record<string, number> = { tcp: 6, udp: 17, icmp: 1 };
 const FLAG_BITS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20, E: 0x40, C: 0x80 };
-const ICMP_TYPES: Record<string, number> = {
-  'echo-reply': 0,
-  'destination-unreachable': 3,
-  redirect: 5,
-  'echo-request': 8,
-  'time-exceeded': 11,
-  'parameter-problem': 12,
-  'timestamp-request': 13,
-  'timestamp-reply': 14,
-};
 
 export type SpecResult = { ok: true; spec: PacketSpec } | { ok: false; message: string };
 

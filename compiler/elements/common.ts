@@ -165,3 +165,23 @@ export function entry(tree: MObject, key: string): MEntry | undefined {
 }
 
 export type { A };
+
+/**
+ * For a MemberPolicy's checkShape: the first key of an assignment's path the
+ * element does not know at that depth, with a did-you-mean or the list of
+ * valid keys. `keysAt` gives the keys allowed under a lower-cased prefix
+ * (undefined: nothing may nest there).
+ */
+export function unknownMember(
+  path: readonly A.Identifier[],
+  keysAt: (prefix: readonly string[]) => readonly string[] | undefined,
+): { index: number; key: string; help: string | undefined } | null {
+  for (let i = 0; i < path.length; i++) {
+    const allowed = keysAt(path.slice(0, i).map((p) => p.text.toLowerCase()));
+    const key = path[i]!.text;
+    if (allowed && allowed.includes(key.toLowerCase())) continue;
+    const suggestion = allowed ? closest(key, allowed, true) : undefined;
+    return { index: i, key, help: suggestion ? `did you mean ${suggestion}?` : allowed ? `valid members here are: ${allowed.join(', ')}` : undefined };
+  }
+  return null;
+}

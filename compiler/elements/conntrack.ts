@@ -5,7 +5,7 @@ import type { IrConntrack, IrTimeouts } from '../ir.ts';
 import type { MemberPolicy, MObject } from '../members.ts';
 import type { TypedElement } from '../namespace.ts';
 import { closest } from '../suggest.ts';
-import { entry, type ElementContext } from './common.ts';
+import { entry, unknownMember, type ElementContext } from './common.ts';
 
 /* Conntrack (nacl-language.md 6.4; defaults from runtime-semantics.md 2.6). */
 
@@ -34,19 +34,12 @@ export const CONNTRACK_POLICY: MemberPolicy = {
   caseInsensitive: true,
   duplicateKeyCode: () => 'E301',
   checkShape(a: A.Assignment, path: readonly A.Identifier[]) {
-    for (let i = 0; i < path.length; i++) {
-      const allowed = keysAt(path.slice(0, i).map((p) => p.text.toLowerCase()));
-      const key = path[i]!.text;
-      if (!allowed || !allowed.includes(key.toLowerCase())) {
-        // An unknown state group given a whole object was upstream's "Internal error" (E563).
-        const code = i === 1 && path[0]!.text.toLowerCase() === 'timeout' ? 'E563' : 'E561';
-        const suggestion = allowed ? closest(key, allowed, true) : undefined;
-        return diagnostic(code, a.target.span, `Invalid Conntrack member ${key}${i > 0 ? ` in ${nameText(a.target).split('.').slice(0, i + 1).join('.')}` : ''}`, {
-          help: suggestion ? `did you mean ${suggestion}?` : allowed ? `valid members here are: ${allowed.join(', ')}` : undefined,
-        });
-      }
-    }
-    return null;
+    const unknown = unknownMember(path, keysAt);
+    if (!unknown) return null;
+    const { index: i, key, help } = unknown;
+    // An unknown state group given a whole object was upstream's "Internal error" (E563).
+    const code = i === 1 && path[0]!.text.toLowerCase() === 'timeout' ? 'E563' : 'E561';
+    return diagnostic(code, a.target.span, `Invalid Conntrack member ${key}${i > 0 ? ` in ${nameText(a.target).split('.').slice(0, i + 1).join('.')}` : ''}`, { help });
   },
   alreadySet: (_path, a) => ({ code: 'E303', message: `Member ${nameText(a.target)} has already been set` }),
   copyAllowedAt: () => false,

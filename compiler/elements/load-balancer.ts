@@ -5,7 +5,7 @@ import type { LbAlgorithm } from '../ir.ts';
 import type { MEntry, MemberPolicy, MObject } from '../members.ts';
 import type { TypedElement } from '../namespace.ts';
 import { closest } from '../suggest.ts';
-import { bareWord, entry, spanOf, type ElementContext } from './common.ts';
+import { bareWord, entry, spanOf, unknownMember, type ElementContext } from './common.ts';
 
 /* Load_balancer (nacl-language.md 6.3). */
 
@@ -33,17 +33,8 @@ export const LOAD_BALANCER_POLICY: MemberPolicy = {
   duplicateKeyCode: () => 'E301',
   checkShape(a: A.Assignment, path: readonly A.Identifier[]) {
     // Every key on the way must be one the element knows (upstream let `lb.foo: {...}` through).
-    for (let i = 0; i < path.length; i++) {
-      const allowed = keysAt(path.slice(0, i).map((p) => p.text.toLowerCase()));
-      const key = path[i]!.text;
-      if (!allowed || !allowed.includes(key.toLowerCase())) {
-        const suggestion = allowed ? closest(key, allowed, true) : undefined;
-        return diagnostic('E541', a.target.span, `Invalid Load_balancer member ${nameText(a.target)}`, {
-          help: suggestion ? `did you mean ${suggestion}?` : allowed ? `valid members here are: ${allowed.join(', ')}` : undefined,
-        });
-      }
-    }
-    return null;
+    const unknown = unknownMember(path, keysAt);
+    return unknown && diagnostic('E541', a.target.span, `Invalid Load_balancer member ${nameText(a.target)}`, { help: unknown.help });
   },
   alreadySet: (_path, a) => ({ code: 'E303', message: `Member ${nameText(a.target)} has already been set` }),
   copyAllowedAt: (path) => path.length === 1 && ['clients', 'servers'].includes(path[0]!.text.toLowerCase()),
