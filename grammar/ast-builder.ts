@@ -42,50 +42,31 @@ export class AstBuilder {
   }
 
   ipv4(text: string, span: Span): A.Ipv4Literal {
-    const octets = text.split('.');
-    let value = 0;
-    let valid = true;
-    for (const octet of octets) {
-      const n = Number(octet);
-      if (n > 255) valid = false;
-      if (octet.length > 1 && octet.startsWith('0')) {
-        this.diagnostics.push(
-          diagnostic('E108', span, `leading zero in an octet of ${text}`, {
-            help: 'tools disagree on whether 010 is octal or decimal; write the octet without leading zeros',
-          }),
-        );
-        valid = false;
-        break;
-      }
-      value = value * 256 + n;
+    const { value, leadingZero, tooBig } = readOctets(text);
+    if (leadingZero) {
+      this.diagnostics.push(
+        diagnostic('E108', span, `leading zero in an octet of ${text}`, {
+          help: 'tools disagree on whether 010 is octal or decimal; write the octet without leading zeros',
+        }),
+      );
     }
-    if (octets.some((o) => Number(o) > 255)) {
-      this.diagnostics.push(diagnostic('E405', span, `IPv4 addr ${text} contains bytes greater than 255`));
-    }
-    return { kind: 'Ipv4', text, value: valid ? value >>> 0 : Number.NaN, span };
+    if (tooBig) this.diagnostics.push(diagnostic('E405', span, `IPv4 addr ${text} contains bytes greater than 255`));
+    return { kind: 'Ipv4', text, value, span };
   }
 
   cidr(text: string, span: Span): A.CidrLiteral {
     const [addressText = '', prefixText = ''] = text.split('/');
     const addressSpan = this.lines.span(span.startOffset, span.startOffset + addressText.length);
-    const address = this.ipv4Quiet(addressText, addressSpan);
+    const { value, leadingZero } = readOctets(addressText);
+    // Octets above 255 are reported for the whole CIDR (E406), not for its address.
+    if (leadingZero) this.diagnostics.push(diagnostic('E108', addressSpan, `leading zero in an octet of ${addressText}`));
+    const address: A.Ipv4Literal = { kind: 'Ipv4', text: addressText, value, span: addressSpan };
     const prefix = Number(prefixText);
-    if (Number.isNaN(address.value) || prefix > 32) {
+    if (Number.isNaN(value) || prefix > 32) {
       const why = prefix > 32 ? `its prefix length ${prefix} is above 32` : 'it contains bytes greater than 255';
       this.diagnostics.push(diagnostic('E406', span, `IPv4 cidr ${text} is invalid: ${why}`));
     }
     return { kind: 'Cidr', text, address, prefix, span };
-  }
-
-  /** Like ipv4() but reports leading zeros only (octet range errors are E406 for CIDRs). */
-  private ipv4Quiet(text: string, span: Span): A.Ipv4Literal {
-    const octets = text.split('.');
-    if (octets.some((o) => o.length > 1 && o.startsWith('0'))) {
-      this.diagnostics.push(diagnostic('E108', span, `leading zero in an octet of ${text}`));
-      return { kind: 'Ipv4', text, value: Number.NaN, span };
-    }
-    if (octets.some((o) => Number(o) > 255)) return { kind: 'Ipv4', text, value: Number.NaN, span };
-    return { kind: 'Ipv4', text, value: octets.reduce((v, o) => v * 256 + Number(o), 0) >>> 0, span };
   }
 
   string(t: IToken, span: Span): A.StringLiteral {
@@ -117,14 +98,22 @@ export class AstBuilder {
   }
 
   identifier(t: IToken | undefined): A.Identifier | undefined {
-    if (!t || !real(t)) return undefined;
+    if (!real(t)) return undefined;
     return { kind: 'Identifier', text: t.image, span: this.tokenSpan(t) };
   }
 
   tokenSpan(t: IToken): Span {
     return this.lines.span(t.startOffset, tokenEnd(t));
   }
+}
 
+/** A dotted quad's value; NaN when an octet has a leading zero or is above 255. */
+function readOctets(text: string): { value: number; leadingZero: boolean; tooBig: boolean } {
+  const octets = text.split('.');
+  const leadingZero = octets.some((o) => o.length > 1 && o.startsWith('0'));
+  const tooBig = octets.some((o) => Number(o) > 255);
+  const value = leadingZero || tooBig ? Number.NaN : octets.reduce((v, o) => v * 256 + Number(o), 0) >>> 0;
+  return { value, leadingZero, tooBig };
 }
 
 /** Tokens inserted by error recovery have no position. */
