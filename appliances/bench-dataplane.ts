@@ -1,9 +1,10 @@
 import { generateModule } from '../compiler/codegen/emit.ts';
 import type { Ir } from '../compiler/ir.ts';
-import { nicKey } from '../runtime/appliance.ts';
+import { nicKey, type ApplianceEnv } from '../runtime/appliance.ts';
 import { createAppliance } from '../runtime/boot.ts';
 import type { Nic } from '../runtime/drivers/nic.ts';
 import { buildDatagram, type PacketSpec } from '../runtime/packet-spec.ts';
+import { instantiateImage } from '../runtime/tender.ts';
 import { ArpRepr } from '../runtime/wire/arp.ts';
 import type { BenchResult } from './bench.ts';
 
@@ -43,11 +44,24 @@ function frameOf(datagram: Uint8Array, dst: Uint8Array, src: Uint8Array): Uint8A
   return f;
 }
 
-export async function benchDataplane(ir: Ir, iface: string, specs: readonly PacketSpec[], seconds: number, flows: number): Promise<BenchResult> {
+/**
+ * `runtime` is the image runtime bundle: given, the appliance runs as
+ * `nacl boot` runs it (in a vm context, from the bundle); omitted, this
+ * process's own runtime modules run it, which isolates the vm's cost.
+ */
+export async function benchDataplane(ir: Ir, iface: string, specs: readonly PacketSpec[], seconds: number, flows: number, runtime?: string): Promise<BenchResult> {
   const nics = new Map<string, BenchNic>();
   ir.nics.forEach((n, i) => nics.set(n.index !== null ? String(n.index) : n.mac!, new BenchNic(Uint8Array.of(0x02, 0xbe, 0x4c, 0, 0, i))));
-  const appliance = createAppliance(ir, generateModule(ir), { nics, clock: { now: () => performance.now(), setTimer: () => 0, clearTimer: () => {}, wallTime: () => Date.now() }, log: () => {}, random: Math.random });
-  appliance.start();
+  const env: ApplianceEnv = { nics, clock: { now: () => performance.now(), setTimer: () => 0, clearTimer: () => {}, wallTime: () => Date.now() }, log: () => {}, random: Math.random };
+  const code = generateModule(ir);
+  let appliance: { stop(): void };
+  if (runtime !== undefined) {
+    appliance = instantiateImage({ runtime, code, ir }, env, 'bench');
+  } else {
+    const inProcess = createAppliance(ir, code, env);
+    inProcess.start();
+    appliance = inProcess;
+  }
   const ingressIr = ir.ifaces.find((i) => i.name === iface)!;
   const ingress = nics.get(nicKey(ingressIr.nic))!;
   const peer = Uint8Array.of(0x02, 0x99, 0, 0, 0, 1);
@@ -112,7 +126,7 @@ export async function benchDataplane(ir: Ir, iface: string, specs: readonly Pack
   const secondsTaken = elapsed / 1e9;
   return {
     mode: 'dataplane',
-    engine: 'compiled',
+    engine: runtime !== undefined ? 'image' : 'compiled',
     packets,
     seconds: secondsTaken,
     packetsPerSecond: packets / secondsTaken,

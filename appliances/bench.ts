@@ -13,7 +13,7 @@ import { filterPath } from './filter-path.ts';
 
 export interface BenchResult {
   readonly mode: 'filter' | 'dataplane';
-  readonly engine: 'compiled' | 'interpreter';
+  readonly engine: 'compiled' | 'interpreter' | 'image';
   readonly packets: number;
   readonly seconds: number;
   readonly packetsPerSecond: number;

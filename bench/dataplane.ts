@@ -12,6 +12,7 @@ import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchDataplane } from '../appliances/bench-dataplane.ts';
+import { runtimeBundle } from '../cli/runtime-bundle.ts';
 import { compileSource } from '../compiler/compile.ts';
 import { Conntrack } from '../runtime/conntrack.ts';
 import { parsePacketSpec } from '../runtime/packet-spec.ts';
@@ -33,15 +34,35 @@ function policy(rules: number): string {
   return lines.join('\n');
 }
 
+const mpps = (pps: number) => `${(pps / 1e6).toFixed(2)} Mpps`;
+const ratio = (a: { packetsPerSecond: number }, b: { packetsPerSecond: number }) => (a.packetsPerSecond / b.packetsPerSecond).toFixed(2);
+
 const spec = parsePacketSpec('udp 10.0.0.5:1000 -> 10.1.0.9:5353');
 if (!spec.ok) throw new Error(spec.message);
 const rows: [string, string, string][] = [];
-for (const rules of [10, 1000]) {
+// Each throughput row runs in a process of its own, so that rows do not
+// share warmed-up (or polluted) inline caches.
+if (process.argv[2] === '--row') {
+  const [engine, rules, flows] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5])];
   const ir = compileSource(policy(rules), `p${rules}.nacl`).ir!;
-  const est = await benchDataplane(ir, 'eth0', [spec.spec], seconds, 1);
-  rows.push([`${rules}-rule filter, one established flow`, `${(est.packetsPerSecond / 1e6).toFixed(2)} Mpps`, `${est.nsPerPacket.toFixed(0)} ns/pkt (target >= 2 Mpps)`]);
-  const fresh = await benchDataplane(ir, 'eth0', [spec.spec], seconds, 16000);
-  rows.push([`${rules}-rule filter, 16k flows (new, then established)`, `${(fresh.packetsPerSecond / 1e6).toFixed(2)} Mpps`, `${fresh.nsPerPacket.toFixed(0)} ns/pkt`]);
+  const result = await benchDataplane(ir, 'eth0', [spec.spec], seconds, flows, engine === 'image' ? runtimeBundle() : undefined);
+  process.stdout.write(JSON.stringify(result));
+  process.exit(0);
+}
+function row(engine: 'image' | 'direct', rules: number, flows: number): { packetsPerSecond: number; nsPerPacket: number } {
+  const child = spawnSync(process.execPath, [join(root, 'scripts', 'run-ts.mjs'), join(root, 'bench', 'dataplane.ts'), '--row', engine, String(rules), String(flows)], { encoding: 'utf8', cwd: root });
+  if (child.status !== 0) throw new Error(`bench row ${engine} ${rules} ${flows} failed: ${child.stderr}`);
+  return JSON.parse(child.stdout);
+}
+
+for (const rules of [10, 1000]) {
+  // The baseline: the same runtime modules run directly in a process, outside the image's vm context.
+  const direct = row('direct', rules, 1);
+  rows.push([`${rules}-rule filter, one established flow, runtime run directly`, mpps(direct.packetsPerSecond), `${direct.nsPerPacket.toFixed(0)} ns/pkt (baseline)`]);
+  const est = row('image', rules, 1);
+  rows.push([`${rules}-rule filter, one established flow, image`, mpps(est.packetsPerSecond), `${est.nsPerPacket.toFixed(0)} ns/pkt, ${ratio(est, direct)} x baseline (target >= 2 Mpps)`]);
+  const fresh = row('image', rules, 16000);
+  rows.push([`${rules}-rule filter, 16k flows (new, then established), image`, mpps(fresh.packetsPerSecond), `${fresh.nsPerPacket.toFixed(0)} ns/pkt, ${ratio(fresh, direct)} x baseline`]);
 }
 
 const ct = new Conntrack({ timeouts: compileSource(policy(10), 'x').ir!.conntrack.timeouts, limit: 0, reserve: 100000, statefulTcp: false });

@@ -9,7 +9,7 @@ import { loadDatagram, newPacket, type Packet } from './packet.ts';
 import { Reassembler } from './reassembly.ts';
 import { forwardTtl, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } from './router.ts';
 import type { Addresses, Tracer } from './trace-events.ts';
-import { ETHERNET_HEADER_LEN, EtherType, ethEtherType, ethIsMulticast, macEquals } from './wire/ethernet.ts';
+import { ETHERNET_HEADER_LEN, EtherType, ethEtherType, ethIsMulticast, macEquals, setEthDst, setEthEtherType, setEthSrc } from './wire/ethernet.ts';
 import { Icmpv4TimeExceeded, Icmpv4Type, Icmpv4Unreachable } from './wire/icmpv4.ts';
 import { l4ChecksumValid } from './wire/l4-checksum.ts';
 import {
@@ -100,6 +100,8 @@ export class Appliance {
   readonly rt: GeneratedRuntime;
   private functions: GeneratedModule | null = null;
   private forwardChain: ChainStep[] = [];
+  /** The egress Iface of each route, by index into `routes.routes`: no name lookup per packet. */
+  private readonly routeEgress: readonly (Inet | undefined)[];
   private readonly reassembler = new Reassembler();
   private readonly state: FunctionState = { rule: -1 };
   private readonly pkt: Packet = newPacket();
@@ -157,6 +159,7 @@ export class Appliance {
       },
     };
     this.buildPorts();
+    this.routeEgress = this.routes ? this.routes.routes.map((r) => this.ifaces.get(r.iface)) : [];
   }
 
   /** Rule ids of the generated module, indexed as FunctionState.rule. */
@@ -169,7 +172,7 @@ export class Appliance {
     this.functions = module;
     this.ruleHits = new Int32Array(module.rules.length);
     const step = (s: Ir['ifaces'][number]['chains']['prerouting'][number]): ChainStep => {
-      if (s.kind !== 'function') return s;
+      if (s.kind !== 'function') return { kind: s.kind, name: s.kind, fn: null };
       const fn = module.functions[s.function];
       if (!fn) throw new Error(`generated code has no function ${s.function}`);
       return { kind: 'function', name: s.function, fn };
@@ -314,33 +317,32 @@ export class Appliance {
     if (!l4Intact(pkt)) return inet.drop('truncated-l4');
     const handle = tracked ?? this.track(inet, pkt);
     if (this.options.tracer) this.traceReceive(inet, pkt, handle);
-    if (!this.runChain(inet, 'prerouting', pkt, handle)) {
+    if (!this.runChain(inet, 'prerouting', inet.chains.prerouting, pkt, handle)) {
       inet.counters.prerouting_dropped++;
       return;
     }
     const dst = ipv4Dst(bytes, l3);
     if (inet.isForMe(dst)) return this.localInput(inet, pkt, handle);
-    if (inet.ir.forwarding && this.routes) return this.forward(inet, pkt, handle, false);
+    if (inet.forwards && this.routes) return this.forward(inet, pkt, handle, false);
     inet.drop('not-for-me');
     if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: 'not addressed to this Iface, and it does not forward', rule: null });
   }
 
   private track(inet: Inet, pkt: Packet): number {
-    if (!this.conntrack || !inet.ir.conntrack) return -1;
+    if (!this.conntrack || !inet.tracks) return -1;
     if (this.options.ctOverride === CT_STATE.invalid) return -1;
     return this.conntrack.track(pkt, this.now);
   }
 
   /** Runs one hook's steps; false = dropped. */
-  private runChain(inet: Inet, hook: 'prerouting' | 'input' | 'output' | 'postrouting' | 'forward', pkt: Packet, handle: number): boolean {
-    const steps = hook === 'forward' ? this.forwardChain : inet.chains[hook];
+  private runChain(inet: Inet, hook: 'prerouting' | 'input' | 'output' | 'postrouting' | 'forward', steps: readonly ChainStep[], pkt: Packet, handle: number): boolean {
     if (steps.length === 0) return true;
     const tracer = this.options.tracer;
     if (tracer) tracer({ kind: 'hook', iface: inet.name, hook });
     this.current = pkt;
     for (let i = 0; i < steps.length; i++) {
       const step = steps[i]!;
-      if (step.kind === 'function') {
+      if (step.fn !== null) {
         this.state.rule = -1;
         const verdict = step.fn(pkt, this.state, handle);
         const rule = this.state.rule;
@@ -401,7 +403,7 @@ export class Appliance {
       if (!pkt) return;
     }
     if (handle >= 0) this.conntrack!.confirm(handle, this.now);
-    if (!this.runChain(inet, 'input', pkt, handle)) {
+    if (!this.runChain(inet, 'input', inet.chains.input, pkt, handle)) {
       inet.counters.input_dropped++;
       return;
     }
@@ -461,13 +463,14 @@ export class Appliance {
       return;
     }
     if (this.options.tracer && !locallySourced) this.trace({ kind: 'ttl', iface: ingress.name, before: ttlBefore, after: ipv4Ttl(pkt.bytes, pkt.l3) });
-    if (!this.runChain(ingress, 'forward', pkt, handle)) {
+    if (!this.runChain(ingress, 'forward', this.forwardChain, pkt, handle)) {
       this.counters.router_packets_dropped++;
       return;
     }
     const dst = ipv4Dst(pkt.bytes, pkt.l3);
-    const route = this.routes!.lookup(dst);
-    const egress = route ? this.ifaces.get(route.iface) : undefined;
+    const index = this.routes!.lookupIndex(dst);
+    const route = index < 0 ? null : this.routes!.routes[index]!;
+    const egress = index < 0 ? undefined : this.routeEgress[index];
     if (!route || !egress) {
       this.counters.router_packets_dropped++;
       ingress.drop('no-route');
@@ -496,7 +499,7 @@ export class Appliance {
       return this.ipInput(egress, pkt, handle);
     }
     if (handle >= 0) this.conntrack!.confirm(handle, this.now);
-    if (!this.runChain(egress, 'postrouting', pkt, handle)) {
+    if (!this.runChain(egress, 'postrouting', egress.chains.postrouting, pkt, handle)) {
       egress.counters.postrouting_dropped++;
       return;
     }
@@ -525,11 +528,11 @@ export class Appliance {
     const pkt = newPacket();
     if (loadDatagram(pkt, d.bytes, d.l3, d.end, false)) return;
     const handle = this.track(inet, pkt);
-    if (!this.runChain(inet, 'output', pkt, handle)) {
+    if (!this.runChain(inet, 'output', inet.chains.output, pkt, handle)) {
       inet.counters.output_dropped++;
       return;
     }
-    if (inet.ir.forwarding && this.routes) return this.forward(inet, pkt, handle, true);
+    if (inet.forwards && this.routes) return this.forward(inet, pkt, handle, true);
     const dst = ipv4Dst(pkt.bytes, pkt.l3);
     const hop = inet.onSubnet(dst) || dst === 0xffffffff ? dst : inet.gateway;
     this.ship(inet, pkt, handle, hop, inet);
@@ -582,16 +585,14 @@ export class Appliance {
       o = 0;
       frame = b;
     }
-    b.set(dstMac, o);
-    b.set(inet.mac, o + 6);
+    setEthDst(b, o, dstMac);
+    setEthSrc(b, o, inet.mac);
     if (inet.vlan !== null) {
-      b[o + 12] = 0x81;
-      b[o + 13] = 0x00;
-      setVlanVid(b, o + 14, inet.vlan);
-      setVlanEtherType(b, o + 14, etherType);
+      setEthEtherType(b, o, EtherType.Vlan);
+      setVlanVid(b, o + ETHERNET_HEADER_LEN, inet.vlan);
+      setVlanEtherType(b, o + ETHERNET_HEADER_LEN, etherType);
     } else {
-      b[o + 12] = etherType >>> 8;
-      b[o + 13] = etherType & 255;
+      setEthEtherType(b, o, etherType);
     }
     const port = inet.port;
     if (port.sendQueueLimit > 0 && port.pending.length >= port.sendQueueLimit) {

@@ -10,9 +10,11 @@ import type { Nic } from './drivers/nic.ts';
  * path that uses it lives in appliance.ts, in one visible place.
  */
 
+// One shape for every step (fn is null for the built-in NAT steps), so the
+// chain loop's property loads stay monomorphic.
 export type ChainStep =
   | { readonly kind: 'function'; readonly name: string; readonly fn: GeneratedFunction }
-  | { readonly kind: 'masquerade' | 'demasquerade' | 'dnat-translate' | 'snat-translate' };
+  | { readonly kind: 'masquerade' | 'demasquerade' | 'dnat-translate' | 'snat-translate'; readonly name: string; readonly fn: null };
 
 /** A physical NIC and the stacks on it. */
 export interface NicPort {
@@ -75,24 +77,27 @@ export class Inet {
   /** Local UDP endpoints by port. */
   readonly udp = new Map<number, (payload: Uint8Array, src: number, sport: number) => void>();
 
+  // Copied out of the IR once: the data path reads these per packet, and a
+  // field of this class is cheaper than a walk into the IR's JSON objects.
+  readonly name: string;
+  readonly vlan: number | null;
+  readonly mac: Uint8Array;
+  /** The Iface routes what is not for it (`forwarding`, with a Gateway). */
+  readonly forwards: boolean;
+  /** Conntrack follows this Iface's packets. */
+  readonly tracks: boolean;
+
   constructor(
     readonly ir: IrIface,
     readonly port: NicPort,
     readonly mtu: number,
   ) {
     this.arp = new ArpCache({ address: 0 });
-  }
-
-  get name(): string {
-    return this.ir.name;
-  }
-
-  get vlan(): number | null {
-    return this.ir.vlan;
-  }
-
-  get mac(): Uint8Array {
-    return this.port.nic.mac;
+    this.name = ir.name;
+    this.vlan = ir.vlan;
+    this.mac = port.nic.mac;
+    this.forwards = ir.forwarding;
+    this.tracks = ir.conntrack;
   }
 
   /** Applies an address (static config, DHCP result or fallback). */

@@ -64,6 +64,23 @@ async function openDriver(spec: DriverSpec, mac: Uint8Array, key: string): Promi
   }
 }
 
+/** The parts of an image the appliance runs: its runtime bundle, generated code and IR. */
+export type ImageParts = Pick<LoadedImage, 'runtime' | 'code' | 'ir'>;
+
+/**
+ * Runs an image's runtime and generated code in a vm context of their own
+ * and boots the appliance on `env`: the one way an image's code is run,
+ * by `nacl boot` and by `nacl bench --mode dataplane` alike.
+ */
+export function instantiateImage(image: ImageParts, env: ApplianceEnv, label: string): BootedAppliance {
+  const context = vm.createContext(Object.create(null), { name: `nacl:${label}`, codeGeneration: { strings: false, wasm: false } });
+  vm.runInContext(image.runtime, context, { filename: 'nacl-runtime.js' });
+  const runtime = vm.runInContext('NaclRuntime', context) as { boot: (ir: unknown, factory: unknown, env: ApplianceEnv) => BootedAppliance };
+  const factory = vm.runInContext(image.code, context, { filename: 'nacl-generated.js' }) as (rt: GeneratedRuntime, t: TraceSink) => GeneratedModule;
+  const ir = vm.runInContext(`(${JSON.stringify(image.ir)})`, context);
+  return runtime.boot(ir, factory, env);
+}
+
 export async function bootImage(image: LoadedImage, options: TenderOptions): Promise<RunningAppliance> {
   const started = performance.now();
   const required = image.manifest.nics.map((n) => ({ key: n.index !== null ? String(n.index) : n.mac!, ifaces: n.ifaces }));
@@ -114,13 +131,7 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
     },
   };
 
-  // The image's runtime and code, in a context of their own.
-  const context = vm.createContext(Object.create(null), { name: `nacl:${options.label}`, codeGeneration: { strings: false, wasm: false } });
-  vm.runInContext(image.runtime, context, { filename: 'nacl-runtime.js' });
-  const runtime = vm.runInContext('NaclRuntime', context) as { boot: (ir: unknown, factory: unknown, env: ApplianceEnv) => BootedAppliance };
-  const factory = vm.runInContext(image.code, context, { filename: 'nacl-generated.js' }) as (rt: GeneratedRuntime, t: TraceSink) => GeneratedModule;
-  const ir = vm.runInContext(`(${JSON.stringify(image.ir)})`, context);
-  const appliance = runtime.boot(ir, factory, env);
+  const appliance = instantiateImage(image, env, options.label);
 
   let server: Server | null = null;
   let metricsAddress: string | null = null;

@@ -39,9 +39,10 @@ export async function runBench(file: string, options: BenchOptions): Promise<num
   let result: BenchResult;
   if (mode === 'dataplane') {
     const { benchDataplane } = await import('../../appliances/bench-dataplane.ts');
+    const { runtimeBundle } = await import('../runtime-bundle.ts');
     const flows = options.flows === undefined ? 1 : Number(options.flows);
     if (!Number.isInteger(flows) || flows < 1) throw new UsageError(`--flows must be a positive whole number, not '${options.flows}'`);
-    result = await benchDataplane(ir, options.iface, specs, seconds, flows);
+    result = await benchDataplane(ir, options.iface, specs, seconds, flows, runtimeBundle());
   } else {
     result = benchFilter(ir, options.iface, specs.map(buildDatagram), seconds, options.interpreter ? 'interpreter' : 'compiled');
   }

@@ -4,7 +4,7 @@
  */
 
 import type { EmitError } from './error.ts';
-import { bytesAvailable, copyBytes, readU16, writeU16 } from './field.ts';
+import { bytesAvailable, readU16, writeU16 } from './field.ts';
 
 const DST = 0;
 const SRC = 6;
@@ -45,11 +45,17 @@ export function ethEtherType(bytes: Uint8Array, offset: number): number {
 }
 
 export function setEthDst(bytes: Uint8Array, offset: number, mac: Uint8Array, macOffset = 0): void {
-  copyBytes(mac, macOffset, bytes, offset + DST, MAC_LEN);
+  copyMac(mac, macOffset, bytes, offset + DST);
 }
 
 export function setEthSrc(bytes: Uint8Array, offset: number, mac: Uint8Array, macOffset = 0): void {
-  copyBytes(mac, macOffset, bytes, offset + SRC, MAC_LEN);
+  copyMac(mac, macOffset, bytes, offset + SRC);
+}
+
+// Byte by byte: every forwarded frame gets two MACs, and for six bytes a
+// loop beats TypedArray#set with the subarray it needs.
+function copyMac(from: Uint8Array, fromOffset: number, to: Uint8Array, toOffset: number): void {
+  for (let i = 0; i < MAC_LEN; i++) to[toOffset + i] = from[fromOffset + i]!; // past the end: undefined, stored as 0
 }
 
 export function setEthEtherType(bytes: Uint8Array, offset: number, etherType: number): void {

@@ -34,6 +34,11 @@ export function writeU32(bytes: Uint8Array, at: number, value: number): void {
  * start here so that any caller-supplied length, however wrong, is safe.
  */
 export function bytesAvailable(bytes: Uint8Array, offset: number, end: number): number {
+  // Every packet takes this branch: small integers, no calls.
+  if ((offset | 0) === offset && (end | 0) === end && offset >= 0) {
+    const stop = end < bytes.length ? end : bytes.length;
+    return stop > offset ? stop - offset : 0;
+  }
   const stop = Math.min(end, bytes.length);
   if (!Number.isInteger(offset) || offset < 0 || !(stop > offset)) return 0;
   return Math.floor(stop) - offset;
