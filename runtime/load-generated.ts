@@ -18,30 +18,34 @@ const NO_TRACE: TraceSink = {
 
 export function loadGenerated(source: string, rt: GeneratedRuntime, trace: TraceSink = NO_TRACE): GeneratedModule {
   const context = vm.createContext(Object.create(null), { name: 'nacl-generated', codeGeneration: { strings: false, wasm: false } });
+  // Each service is its own host function, called with fixed arguments: a
+  // single dispatcher with rest parameters allocated an array per call, on
+  // every packet that tests ct.state.
   const bridge = vm.runInContext(
-    `(function (call, logEnabled) {
+    `(function (ctState, log, syslog, nat, logEnabled) {
       return {
         logEnabled,
-        ctState: (ct) => call(0, ct),
-        log: (s, text) => { call(1, s, text); },
-        syslog: (s, severity, text) => { call(2, s, severity, text); },
-        nat: (kind, p, ct, address, port) => { call(3, kind, p, ct, address, port); },
+        ctState: (ct) => ctState(ct),
+        log: (s, text) => { log(s, text); },
+        syslog: (s, severity, text) => { syslog(s, severity, text); },
+        nat: (kind, p, ct, address, port) => { nat(kind, p, ct, address, port); },
       };
     })`,
     context,
-  ) as (call: (...args: unknown[]) => unknown, logEnabled: boolean) => GeneratedRuntime;
-  const sandboxRt = bridge((op, ...args: unknown[]) => {
-    switch (op) {
-      case 0:
-        return rt.ctState(args[0] as number);
-      case 1:
-        return rt.log(args[0] as never, args[1] as string);
-      case 2:
-        return rt.syslog(args[0] as never, args[1] as number, args[2] as string);
-      default:
-        return rt.nat(args[0] as 'dnat', args[1] as never, args[2] as number, args[3] as number, args[4] as number);
-    }
-  }, rt.logEnabled);
+  ) as (
+    ctState: GeneratedRuntime['ctState'],
+    log: GeneratedRuntime['log'],
+    syslog: GeneratedRuntime['syslog'],
+    nat: GeneratedRuntime['nat'],
+    logEnabled: boolean,
+  ) => GeneratedRuntime;
+  const sandboxRt = bridge(
+    (ct) => rt.ctState(ct),
+    (s, text) => rt.log(s, text),
+    (s, severity, text) => rt.syslog(s, severity, text),
+    (kind, p, ct, address, port) => rt.nat(kind, p, ct, address, port),
+    rt.logEnabled,
+  );
   const factory = vm.runInContext(source, context, { filename: 'nacl-generated.js' }) as (rt: GeneratedRuntime, t: TraceSink) => GeneratedModule;
   return factory(sandboxRt, trace);
 }

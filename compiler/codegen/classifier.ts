@@ -267,37 +267,46 @@ export function buildClassifier(rules: readonly ClassifiableRule[]): ClassifierT
 }
 
 /**
- * The tables as a JS initializer for the generated module, flattened into a
- * few typed arrays (one object shape, contiguous memory) for `classify`.
+ * The tables as a JS initializer for the generated module: one Uint32Array
+ * that `classify` (preamble.ts) walks. Records are laid out so a lookup
+ * touches few cache lines - an inner node's cut and its children together,
+ * a leaf's candidate list together, and each rule's tests and ranges in one
+ * run of words:
+ *
+ *   inner node: field, shift, mask, child refs (mask + 1 of them)
+ *   leaf:       count, rule record offsets (count of them)
+ *   rule:       rule number, verdict (1 accept, 0 drop), test count,
+ *               then per test: field, range count, lo, hi, lo, hi, ...
+ *
+ * A ref is `offset * 2 + 1` for a leaf and `offset * 2` for an inner node.
+ * Returns the initializer and the root's ref.
  */
-export function classifierInitializer(t: ClassifierTables): string {
-  const nodeA: number[] = [];
-  const nodeB: number[] = [];
-  const children: number[] = [];
-  const leafRules: number[] = [];
-  t.nodeField.forEach((field, n) => {
-    if (field < 0) {
-      nodeA.push(leafRules.length);
-      nodeB.push(t.leafRules[n]!.length);
-      leafRules.push(...t.leafRules[n]!);
-    } else {
-      nodeA.push(children.length);
-      nodeB.push(0);
-      children.push(...t.children[n]!);
-    }
+export function classifierInitializer(
+  t: ClassifierTables,
+  ruleNumbers: readonly number[],
+  verdicts: readonly ('accept' | 'drop')[],
+): { init: string; root: number } {
+  const isLeaf = (n: number) => t.nodeField[n]! < 0;
+  const offsets: number[] = [];
+  let size = 0;
+  t.nodeField.forEach((_, n) => {
+    offsets.push(size);
+    size += isLeaf(n) ? 1 + t.leafRules[n]!.length : 3 + t.nodeMask[n]! + 1;
   });
-  const ruleTestStart: number[] = [0];
-  const testField: number[] = [];
-  const testRangeStart: number[] = [0];
-  const ranges: number[] = [];
+  const ruleOffsets: number[] = [];
   for (const tests of t.ruleTests) {
-    for (const [field, flat] of tests) {
-      testField.push(field);
-      ranges.push(...flat);
-      testRangeStart.push(ranges.length / 2);
-    }
-    ruleTestStart.push(testField.length);
+    ruleOffsets.push(size);
+    size += 3 + tests.reduce((words, [, flat]) => words + 2 + flat.length, 0);
   }
-  const arr = (kind: string, xs: readonly number[]) => `${kind}.from([${xs.join(',')}])`;
-  return `{ nodeField: ${arr('Int32Array', t.nodeField)}, nodeShift: ${arr('Int32Array', t.nodeShift)}, nodeMask: ${arr('Int32Array', t.nodeMask)}, nodeA: ${arr('Int32Array', nodeA)}, nodeB: ${arr('Int32Array', nodeB)}, children: ${arr('Int32Array', children)}, leafRules: ${arr('Int32Array', leafRules)}, ruleTestStart: ${arr('Int32Array', ruleTestStart)}, testField: ${arr('Int32Array', testField)}, testRangeStart: ${arr('Int32Array', testRangeStart)}, ranges: ${arr('Uint32Array', ranges)} }`;
+  const ref = (n: number) => offsets[n]! * 2 + (isLeaf(n) ? 1 : 0);
+  const words: number[] = [];
+  t.nodeField.forEach((field, n) => {
+    if (isLeaf(n)) words.push(t.leafRules[n]!.length, ...t.leafRules[n]!.map((r) => ruleOffsets[r]!));
+    else words.push(field, t.nodeShift[n]!, t.nodeMask[n]!, ...t.children[n]!.map(ref));
+  });
+  t.ruleTests.forEach((tests, r) => {
+    words.push(ruleNumbers[r]!, verdicts[r] === 'accept' ? 1 : 0, tests.length);
+    for (const [field, flat] of tests) words.push(field, flat.length / 2, ...flat);
+  });
+  return { init: `Uint32Array.from([${words.join(',')}])`, root: ref(0) };
 }

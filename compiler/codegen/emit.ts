@@ -207,15 +207,18 @@ class Generator {
 
   private classifier(run: readonly ClassifiableRule[], indent: string): string[] {
     const tables = buildClassifier(run);
-    const c = this.pool.add('CL', classifierInitializer(tables));
-    const v = this.pool.add('CV', `new Float64Array(${Math.max(1, tables.fields.length)})`);
-    const ruleIdx = this.pool.add('CR', `Int32Array.from([${run.map((r) => this.rule(r.rule)).join(',')}])`);
-    const verdicts = this.pool.add('CD', `Uint8Array.from([${run.map((r) => (r.verdict === 'accept' ? 1 : 0)).join(',')}])`);
+    const { init, root } = classifierInitializer(
+      tables,
+      run.map((r) => this.rule(r.rule)),
+      run.map((r) => r.verdict),
+    );
+    const c = this.pool.add('CL', init);
+    const v = this.pool.add('CV', `new Uint32Array(${Math.max(1, tables.fields.length)})`);
     return [
       `${indent}{`,
       ...tables.fields.map((f, i) => `${indent}  ${v}[${i}] = ${fieldVar(f)};`),
-      `${indent}  const m = classify(${c}, ${v});`,
-      `${indent}  if (m >= 0) { s.rule = ${ruleIdx}[m]; return ${verdicts}[m]; }`,
+      `${indent}  const m = classify(${c}, ${root}, ${v});`,
+      `${indent}  if (m >= 0) { s.rule = ${c}[m]; return ${c}[m + 1]; }`,
       `${indent}}`,
     ];
   }

@@ -41,29 +41,31 @@ export const PREAMBLE = String.raw`
     const k = t.index[x >>> 16];
     return k === -2 || (k >= 0 && inRanges(t.lists[k], x));
   }
-  // First-match classifier over a flattened decision tree (compiler/codegen/classifier.ts):
-  // inner nodes cut one field at sorted points, leaves list candidate rules in order.
-  function classify(c, v) {
-    const nodeField = c.nodeField, nodeA = c.nodeA, children = c.children, nodeShift = c.nodeShift, nodeMask = c.nodeMask;
-    let n = 0;
-    let f = nodeField[0];
-    while (f >= 0) {
-      n = children[nodeA[n] + ((v[f] >>> nodeShift[n]) & nodeMask[n])];
-      f = nodeField[n];
+  // First-match classifier over a flattened decision tree (layout: classifierInitializer
+  // in compiler/codegen/classifier.ts). Returns the matching rule's record offset, or -1.
+  function classify(T, ref, v) {
+    while ((ref & 1) === 0) {
+      const n = ref >>> 1;
+      ref = T[n + 3 + ((v[T[n]] >>> T[n + 1]) & T[n + 2])];
     }
-    const ruleTestStart = c.ruleTestStart, testField = c.testField, testRangeStart = c.testRangeStart, ranges = c.ranges, leafRules = c.leafRules;
-    const end = nodeA[n] + c.nodeB[n];
-    for (let i = nodeA[n]; i < end; i++) {
-      const r = leafRules[i];
-      let ok = true;
-      for (let t = ruleTestStart[r], te = ruleTestStart[r + 1]; ok && t < te; t++) {
-        const x = v[testField[t]];
-        const first = testRangeStart[t];
-        let lo = first, hi = testRangeStart[t + 1] - 1;
-        while (lo <= hi) { const mid = (lo + hi) >>> 1; if (ranges[mid << 1] <= x) lo = mid + 1; else hi = mid - 1; }
-        ok = hi >= first && x <= ranges[(hi << 1) + 1];
+    const leaf = ref >>> 1, end = leaf + 1 + T[leaf];
+    for (let i = leaf + 1; i < end; i++) {
+      const rule = T[i];
+      const tests = T[rule + 2];
+      let at = rule + 3, ok = true;
+      for (let t = 0; ok && t < tests; t++) {
+        const x = v[T[at]], count = T[at + 1], first = at + 2;
+        at = first + 2 * count;
+        if (count <= 8) {
+          ok = false;
+          for (let k = first; k < at && x >= T[k]; k += 2) if (x <= T[k + 1]) { ok = true; break; }
+        } else {
+          let lo = 0, hi = count - 1;
+          while (lo <= hi) { const mid = (lo + hi) >>> 1; if (T[first + 2 * mid] <= x) lo = mid + 1; else hi = mid - 1; }
+          ok = hi >= 0 && x <= T[first + 2 * hi + 1];
+        }
       }
-      if (ok) return r;
+      if (ok) return rule;
     }
     return -1;
   }
