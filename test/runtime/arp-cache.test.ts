@@ -162,6 +162,15 @@ describe('ARP learning', () => {
     expect(c.counters.evicted).toBe(1);
   });
 
+  it('forgets an evicted host even right after a lookup found it', () => {
+    const c = cache({ maxEntries: 1 });
+    receive(c, arp('request', PEER, MAC_PEER, US));
+    expect(c.lookup(PEER, T0)).toEqual(MAC_PEER);
+    receive(c, arp('request', OTHER, MAC_NEW, US));
+    expect(c.lookup(PEER, T0)).toBeNull();
+    expect(c.lookup(OTHER, T0)).toEqual(MAC_NEW);
+  });
+
   it('counts and ignores a packet that is not Ethernet/IPv4 ARP', () => {
     const c = cache();
     const bytes = arp('request', PEER, MAC_PEER, US);

@@ -42,6 +42,7 @@ import {
   setIpv4Ttl,
   setIpv4Version,
 } from '../../../runtime/wire/ipv4.ts';
+import { checksumIsValid } from '../../../runtime/wire/checksum.ts';
 import { hex, IGMP_ROUTER_ALERT, ip, PING_REQUEST, PORT_UNREACHABLE, WIKIPEDIA_IPV4_HEADER } from './frames.ts';
 
 const IP = 14;
@@ -212,6 +213,19 @@ describe('IPv4 validation', () => {
     datagram.set(WIKIPEDIA_IPV4_HEADER);
     expect(checkIpv4(datagram, 0)).toBeUndefined();
     expect(ipv4ChecksumIsValid(WIKIPEDIA_IPV4_HEADER, 0)).toBe(true);
+  });
+
+  it('validates a header checksum the same way whatever the header length and offset', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 80 }), fc.nat(20), fc.boolean(), (bytes, offset, fix) => {
+        if (fix && offset + 20 <= bytes.length) {
+          bytes[offset] = 0x45;
+          fillIpv4Checksum(bytes, offset);
+        }
+        const headerEnd = offset + ipv4HeaderLen(bytes, offset);
+        expect(ipv4ChecksumIsValid(bytes, offset)).toBe(checksumIsValid(bytes, offset, headerEnd));
+      }),
+    );
   });
 
   it('reports fewer than 20 bytes as truncated', () => {
