@@ -66,7 +66,8 @@ interface Opened {
 /** What tap-native/tap.c exports. */
 interface TapAddon {
   open(name: string, persist: -1 | 0 | 1, up: boolean): Opened;
-  start(handle: unknown, callback: (frames: Uint8Array[], bytes: number, error: string | undefined) => void): void;
+  /** Each wake-up: the frames' bytes back to back in `batch`, their lengths in `lengths`. */
+  start(handle: unknown, callback: (batch: ArrayBuffer, lengths: Uint32Array, error: string | undefined) => void): void;
   /** Adds [frames, bytes, dropped, errors] of this call to `totals`. */
   send(handle: unknown, frames: readonly Uint8Array[], totals: Float64Array): void;
   close(handle: unknown): void;
@@ -124,7 +125,7 @@ class TapDevice implements TapNic {
   onReceive(handler: (frames: readonly Uint8Array[]) => void): void {
     const first = this.#handler === undefined;
     this.#handler = handler;
-    if (first && !this.#closed) this.#addon.start(this.#handle, (frames, bytes, error) => this.#received(frames, bytes, error));
+    if (first && !this.#closed) this.#addon.start(this.#handle, (batch, lengths, error) => this.#received(batch, lengths, error));
   }
 
   get error(): string | undefined {
@@ -137,16 +138,22 @@ class TapDevice implements TapNic {
     this.#addon.close(this.#handle);
   }
 
-  #received(frames: Uint8Array[], bytes: number, error: string | undefined): void {
+  #received(batch: ArrayBuffer, lengths: Uint32Array, error: string | undefined): void {
     const c = this.counters;
     if (error !== undefined) {
       c.rx_errors++;
       this.#error = `receiving from ${this.name} stopped: ${error}`;
     }
-    if (frames.length === 0) return;
+    if (lengths.length === 0) return;
+    const frames: Uint8Array[] = [];
+    let offset = 0;
+    for (let i = 0; i < lengths.length; i++) {
+      frames.push(new Uint8Array(batch, offset, lengths[i]!));
+      offset += lengths[i]!;
+    }
     c.rx_batches++;
     c.rx_frames += frames.length;
-    c.rx_bytes += bytes;
+    c.rx_bytes += offset;
     this.#handler!(frames);
   }
 }
