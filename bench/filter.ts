@@ -27,7 +27,13 @@ interface Row {
 const rows: Row[] = [];
 
 /** A policy to measure: its IR, the Iface whose chains run, and the packets. */
+const FLOOR = 'Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }';
+
 function policy(kind: string, name: string): { ir: Ir; iface: string; datagrams: Uint8Array[] } {
+  if (kind === 'floor') {
+    // No function on any path: what the timing loop itself costs per packet.
+    return { ir: compileSource(FLOOR, 'floor.nacl').ir!, iface: 'eth0', datagrams: randomSpecs(compileSource(aclConfig(10), 'acl.nacl').ir!, 1000, 11).map(buildDatagram) };
+  }
   if (kind === 'acl') {
     // One packet set for every ACL size: biased to the largest policy's constants.
     const largest = compileSource(aclConfig(10000), 'acl.nacl').ir!;
@@ -60,6 +66,7 @@ function measure(kind: string, name: string, label: string, ir: Ir): Row {
   return row;
 }
 
+measure('floor', '-', 'harness floor: no function to run', compileSource(FLOOR, 'floor.nacl').ir!);
 for (const f of readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.nacl')).sort()) {
   const ir = compileSource(readFileSync(join(root, 'examples', f), 'utf8'), f).ir!;
   if (!ir.ifaces.some((i) => Object.values(i.chains).some((c) => c.some((s) => s.kind === 'function')))) continue;
@@ -74,5 +81,6 @@ console.log(`${'policy'.padEnd(w)}  ${'rules'.padStart(6)}  ${'generated pkt/s'.
 for (const r of rows) {
   console.log(`${r.name.padEnd(w)}  ${String(r.rules).padStart(6)}  ${fmt(r.compiled).padStart(15)}  ${fmt(r.interpreted).padStart(17)}  ${(r.compiled / r.interpreted).toFixed(1).padStart(6)}  ${r.ns.toFixed(1).padStart(7)}`);
 }
-console.log(`\nACL scaling: 10k-rule policy costs ${(acl[3]!.ns / acl[0]!.ns).toFixed(2)}x the 10-rule policy per packet (target <= 2x).`);
+console.log(`\nThe floor row is the timing loop alone (same packets, no function on the path): part of every row's ns/pkt.`);
+console.log(`ACL scaling: 10k-rule policy costs ${(acl[3]!.ns / acl[0]!.ns).toFixed(2)}x the 10-rule policy per packet (target <= 2x).`);
 console.log(`Targets: generated/interpreter >= 20x. ${seconds}s per measurement, each in a process of its own; Node ${process.version}; numbers vary with machine load.`);

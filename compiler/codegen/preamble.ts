@@ -44,29 +44,32 @@ export const PREAMBLE = String.raw`
   // First-match classifier over a flattened decision tree (layout: classifierInitializer
   // in compiler/codegen/classifier.ts). Returns the matching rule's record offset, or -1.
   function classify(T, ref, v) {
-    while ((ref & 1) === 0) {
-      const n = ref >>> 1;
+    while ((ref & 3) === 0) {
+      const n = ref >>> 2;
       ref = T[n + 3 + ((v[T[n]] >>> T[n + 1]) & T[n + 2])];
     }
-    const leaf = ref >>> 1, end = leaf + 1 + T[leaf];
-    for (let i = leaf + 1; i < end; i++) {
-      const rule = T[i];
-      const tests = T[rule + 2];
-      let at = rule + 3, ok = true;
-      for (let t = 0; ok && t < tests; t++) {
-        const x = v[T[at]], count = T[at + 1], first = at + 2;
-        at = first + 2 * count;
-        if (count <= 8) {
-          ok = false;
-          for (let k = first; k < at && x >= T[k]; k += 2) if (x <= T[k + 1]) { ok = true; break; }
-        } else {
-          let lo = 0, hi = count - 1;
-          while (lo <= hi) { const mid = (lo + hi) >>> 1; if (T[first + 2 * mid] <= x) lo = mid + 1; else hi = mid - 1; }
-          ok = hi >= 0 && x <= T[first + 2 * hi + 1];
-        }
-      }
-      if (ok) return rule;
-    }
+    if ((ref & 3) === 2) return ruleMatches(T, ref >>> 2, v) ? ref >>> 2 : -1;
+    const leaf = ref >>> 2, end = leaf + 1 + T[leaf];
+    for (let i = leaf + 1; i < end; i++) if (ruleMatches(T, T[i], v)) return T[i];
     return -1;
+  }
+  // Does every test of the rule record at offset rule pass for the values v?
+  function ruleMatches(T, rule, v) {
+    const tests = T[rule + 2];
+    let at = rule + 3;
+    for (let t = 0; t < tests; t++) {
+      const x = v[T[at]], count = T[at + 1], first = at + 2;
+      at = first + 2 * count;
+      let ok = false;
+      if (count <= 8) {
+        for (let k = first; k < at && x >= T[k]; k += 2) if (x <= T[k + 1]) { ok = true; break; }
+      } else {
+        let lo = 0, hi = count - 1;
+        while (lo <= hi) { const mid = (lo + hi) >>> 1; if (T[first + 2 * mid] <= x) lo = mid + 1; else hi = mid - 1; }
+        ok = hi >= 0 && x <= T[first + 2 * hi + 1];
+      }
+      if (!ok) return false;
+    }
+    return true;
   }
 `;
