@@ -105,6 +105,7 @@ export class Appliance {
   private readonly reassembler = new Reassembler();
   private readonly state: FunctionState = { rule: -1 };
   private readonly pkt: Packet = newPacket();
+  /** Whole milliseconds (see clockNow). */
   private now = 0;
   private current: Packet = this.pkt;
   private readonly timers: unknown[] = [];
@@ -199,6 +200,7 @@ export class Appliance {
           untagged: null,
           vlans: new Map(),
           pending: [],
+          spare: [],
           // Upstream's driver defaults are 4096 each; 0 means unlimited (runtime-semantics.md 6.3).
           sendQueueLimit: limits?.sendQueueLimit ?? 4096,
           bufferLimit: limits?.bufferLimit ?? 4096,
@@ -216,12 +218,19 @@ export class Appliance {
 
   /** Attaches to the NICs, applies addresses, starts timers. */
   start(): void {
-    this.now = this.env.clock.now();
+    this.now = this.clockNow();
     for (const port of this.ports) port.nic.onReceive((frames) => this.receiveBatch(port, frames));
     for (const inet of this.ifaces.values()) this.configureIface(inet);
     this.every(1000, () => this.tick());
     this.startTimers();
     this.flush();
+  }
+
+  // Whole milliseconds: an integer travels through calls as a small integer,
+  // where a fractional time would be boxed as a heap number at every call
+  // that is not inlined - an allocation per packet.
+  private clockNow(): number {
+    return Math.floor(this.env.clock.now());
   }
 
   stop(): void {
@@ -232,7 +241,7 @@ export class Appliance {
   private every(ms: number, fn: () => void): void {
     const run = () => {
       this.timers.push(this.env.clock.setTimer(ms, run));
-      this.now = this.env.clock.now();
+      this.now = this.clockNow();
       fn();
       this.flush();
     };
@@ -263,7 +272,7 @@ export class Appliance {
   // --- receive -----------------------------------------------------------------
 
   receiveBatch(port: NicPort, frames: readonly Uint8Array[]): void {
-    this.now = this.env.clock.now();
+    this.now = this.clockNow();
     this.inBatch = true;
     try {
       // buffer_limit: the frames beyond it find no receive buffer and are dropped (counted).
@@ -611,9 +620,16 @@ export class Appliance {
   flush(): void {
     while (this.deferred.length > 0) this.deferred.shift()!();
     for (const port of this.ports) {
-      if (port.pending.length === 0) continue;
-      const frames = port.pending.splice(0, port.pending.length);
+      const frames = port.pending;
+      if (frames.length === 0) continue;
+      // Two arrays in turn, emptied by popping: a fresh array per batch, or
+      // `length = 0` (V8 frees the store and the next batch regrows it),
+      // would allocate on every batch. Drivers never call back into the
+      // appliance from send (nic.ts), so the array is not in use after it.
+      port.pending = port.spare;
+      port.spare = frames;
       port.nic.send(frames);
+      while (frames.length > 0) frames.pop();
     }
   }
 
@@ -767,7 +783,7 @@ export class Appliance {
   inject(ifaceName: string, datagram: Uint8Array, ctOverride?: number): boolean {
     const inet = this.ifaces.get(ifaceName);
     if (!inet) return false;
-    this.now = this.env.clock.now();
+    this.now = this.clockNow();
     const bytes = new Uint8Array(HEADROOM + datagram.length);
     bytes.set(datagram, HEADROOM);
     const pkt = newPacket();

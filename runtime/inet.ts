@@ -23,7 +23,9 @@ export interface NicPort {
   untagged: Inet | null;
   readonly vlans: Map<number, Inet>;
   /** Frames to send when the current batch is done (one send per batch). */
-  readonly pending: Uint8Array[];
+  pending: Uint8Array[];
+  /** The other of the two arrays `pending` alternates between (see Appliance.flush). */
+  spare: Uint8Array[];
   /** `send_queue_limit`: frames waiting to be sent at once; 0 = unlimited (6.3). */
   sendQueueLimit: number;
   /** `buffer_limit`: frames taken from one receive batch; 0 = unlimited (6.3). */

@@ -10,7 +10,12 @@ export interface Nic {
   readonly mac: Uint8Array;
   /** Largest IP packet the link carries (1500 for Ethernet). */
   readonly mtu: number;
-  /** Transmit frames; never throws on a full queue (frames are dropped and counted instead). */
+  /**
+   * Transmit frames; never throws on a full queue (frames are dropped and
+   * counted instead). A driver keeps neither the array nor, unless it copies
+   * them, the frames once send returns, and never calls a receive handler
+   * from inside send.
+   */
   send(frames: readonly Uint8Array[]): void;
   /** Installs the receive handler; called with each batch of received frames. */
   onReceive(handler: (frames: readonly Uint8Array[]) => void): void;
