@@ -1,12 +1,14 @@
 /**
- * The per-packet view every runtime module shares, and the pool of buffers
- * packets live in.
+ * The per-packet view every runtime module shares.
  *
  * A `Packet` is four offsets into one `Uint8Array`; the header fields are
  * read and written in place with the `runtime/wire` views, never copied.
- * The stack keeps one `Packet` object per buffer and refills it with
- * `loadFrame` / `loadDatagram`, so the steady-state path allocates nothing
- * (architecture.md, "Performance design rules").
+ * Packets live in the receive buffers of the driver that delivered them
+ * (frames are the driver's for the duration of the receive call, nic.ts),
+ * and a forwarded frame goes back out in the same buffer. The stack keeps one
+ * `Packet` object and refills it with `loadFrame` / `loadDatagram`, so the
+ * steady-state path allocates nothing: the buffers the architecture's
+ * "pooled packet buffers" rule asks for are the NIC's own, as in a ring.
  */
 
 import { ETHERNET_HEADER_LEN, EtherType, ethEtherType } from './wire/ethernet.ts';
@@ -119,80 +121,4 @@ export function packetFromFrame(frame: Uint8Array, length = frame.length, verify
 export function packetFromDatagram(bytes: Uint8Array, l3 = 0, verifyChecksum = true): Packet | PacketError {
   const pkt = newPacket();
   return loadDatagram(pkt, bytes, l3, bytes.length, verifyChecksum) ?? pkt;
-}
-
-// --- buffer pool -----------------------------------------------------------
-
-export interface BufferPoolCounters {
-  /** Buffers created so far; stops growing once the pool reached `capacity`. */
-  allocations: number;
-  /** `get` calls that found every buffer in use. */
-  exhausted: number;
-  /** Buffers currently handed out. */
-  in_use: number;
-  /** `release` of a buffer that is not out (already released, or not from this pool): ignored. */
-  bad_release: number;
-}
-
-/**
- * Fixed-size receive/transmit buffers, reused. Buffers are created on demand
- * up to `capacity`; after warm-up `get` and `release` only move indices, so a
- * busy appliance allocates nothing per packet. When all are out, `get`
- * returns null and counts it: the caller drops the packet (like a NIC ring
- * with no free descriptor, runtime-semantics.md 6.3), nothing throws.
- */
-export class BufferPool {
-  readonly bufferSize: number;
-  readonly capacity: number;
-  readonly counters: BufferPoolCounters = { allocations: 0, exhausted: 0, in_use: 0, bad_release: 0 };
-  readonly #buffers: Uint8Array[] = [];
-  /** Buffer -> index into `#buffers`; lets `release` reject foreign buffers and double releases. */
-  readonly #index = new Map<Uint8Array, number>();
-  readonly #isFree: Uint8Array;
-  /** Indices of free buffers, a stack: the most recently released (cache-warm) buffer goes out first. */
-  readonly #free: Int32Array;
-  #freeCount = 0;
-
-  constructor(capacity: number, bufferSize = 2048) {
-    this.capacity = Math.max(0, Math.floor(capacity));
-    this.bufferSize = Math.max(0, Math.floor(bufferSize));
-    this.#isFree = new Uint8Array(this.capacity);
-    this.#free = new Int32Array(this.capacity);
-  }
-
-  get(): Uint8Array | null {
-    if (this.#freeCount > 0) {
-      const index = this.#free[--this.#freeCount]!;
-      this.#isFree[index] = 0;
-      this.counters.in_use++;
-      return this.#buffers[index]!;
-    }
-    if (this.#buffers.length < this.capacity) {
-      const buffer = new Uint8Array(this.bufferSize);
-      this.#index.set(buffer, this.#buffers.length);
-      this.#buffers.push(buffer);
-      this.counters.allocations++;
-      this.counters.in_use++;
-      return buffer;
-    }
-    this.counters.exhausted++;
-    return null;
-  }
-
-  /** Gives a buffer back. Its bytes are left as they are: the next user overwrites what it uses. */
-  release(buffer: Uint8Array): void {
-    const index = this.#index.get(buffer);
-    if (index === undefined || this.#isFree[index] === 1) {
-      this.counters.bad_release++;
-      return;
-    }
-    this.#isFree[index] = 1;
-    this.#free[this.#freeCount++] = index;
-    this.counters.in_use--;
-  }
-
-  /** Buffers `get` can still hand out, created or not. */
-  get available(): number {
-    return this.capacity - this.counters.in_use;
-  }
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BufferPool, CtInfo, loadFrame, newPacket, packetFromDatagram, packetFromFrame } from '../../runtime/packet.ts';
+import { CtInfo, loadFrame, newPacket, packetFromDatagram, packetFromFrame } from '../../runtime/packet.ts';
 import { EtherType, setEthEtherType } from '../../runtime/wire/ethernet.ts';
 import { L3, tcp, udp } from './build.ts';
 
@@ -75,51 +75,5 @@ describe('Packet views', () => {
         }
       }),
     );
-  });
-});
-
-describe('BufferPool', () => {
-  it('hands out buffers of the configured size', () => {
-    const pool = new BufferPool(2, 2048);
-    expect(pool.get()).toHaveLength(2048);
-  });
-
-  it('reuses a released buffer instead of allocating a new one', () => {
-    const pool = new BufferPool(4);
-    const a = pool.get()!;
-    pool.release(a);
-    expect(pool.get()).toBe(a);
-    expect(pool.counters.allocations).toBe(1);
-  });
-
-  it('returns null and counts when every buffer is in use', () => {
-    const pool = new BufferPool(2);
-    pool.get();
-    pool.get();
-    expect(pool.get()).toBeNull();
-    expect(pool.counters).toMatchObject({ allocations: 2, exhausted: 1, in_use: 2 });
-    expect(pool.available).toBe(0);
-  });
-
-  it('ignores and counts a double release or a foreign buffer', () => {
-    const pool = new BufferPool(2);
-    const a = pool.get()!;
-    pool.release(a);
-    pool.release(a);
-    pool.release(new Uint8Array(2048));
-    expect(pool.counters.bad_release).toBe(2);
-    expect(pool.counters.in_use).toBe(0);
-    pool.get();
-    pool.get();
-    expect(pool.get()).toBeNull();
-  });
-
-  it('allocates nothing in the steady state of get and release', () => {
-    const pool = new BufferPool(8);
-    for (let round = 0; round < 100; round++) {
-      const taken = [pool.get()!, pool.get()!, pool.get()!];
-      for (const buffer of taken) pool.release(buffer);
-    }
-    expect(pool.counters.allocations).toBe(3);
   });
 });
