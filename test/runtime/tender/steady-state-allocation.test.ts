@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { benchDataplane } from '../../../appliances/bench-dataplane.ts';
 import { compileSource } from '../../../compiler/compile.ts';
-import { parsePacketSpec } from '../../../runtime/packet-spec.ts';
+import type { Ir } from '../../../compiler/ir.ts';
+import { parsePacketSpec, type PacketSpec } from '../../../runtime/packet-spec.ts';
 import { ROOT } from '../../helpers/examples.ts';
 
 /*
@@ -36,23 +37,33 @@ function bytesIn(node: SampleNode, url: string): number {
   return (node.callFrame.url === url ? node.selfSize : 0) + node.children.reduce((sum, c) => sum + bytesIn(c, url), 0);
 }
 
+/** Bytes sampled in the image's runtime while a fresh image forwards for `seconds`, and the packets it forwarded. */
+async function sampledRun(session: Session, ir: Ir, spec: PacketSpec, runtime: string, seconds: number): Promise<{ bytes: number; packets: number }> {
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+  const result = await benchDataplane(ir, 'eth0', [spec], seconds, 1, runtime);
+  const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: SampleNode } };
+  expect(result.verdicts.accept).toBe(result.packets);
+  return { bytes: bytesIn(profile.head, 'nacl-runtime.js'), packets: result.packets };
+}
+
 describe('the forwarding path', () => {
   it('allocates nothing per packet once warm', async () => {
     const ir = compileSource(CONFIG, 'fw.nacl').ir!;
     const spec = parsePacketSpec('udp 10.0.0.5:1000 -> 10.1.0.9:5353');
     if (!spec.ok) throw new Error(spec.message);
     const runtime = readFileSync(join(ROOT, 'dist', 'runtime-bundle.js'), 'utf8');
-    await benchDataplane(ir, 'eth0', [spec.spec], 0.2, 1, runtime); // warm-up: ARP, conntrack entry, optimised code
     const session = new Session();
     session.connect();
     await session.post('HeapProfiler.enable');
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
-    const result = await benchDataplane(ir, 'eth0', [spec.spec], 0.3, 1, runtime);
-    const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: SampleNode } };
+    // Each run boots an image (allocating as it loads and warms up) and then
+    // forwards; the difference between a short and a long run is what the
+    // extra packets cost.
+    const short = await sampledRun(session, ir, spec.spec, runtime, 0.1);
+    const long = await sampledRun(session, ir, spec.spec, runtime, 0.5);
     session.disconnect();
-    expect(result.verdicts.accept).toBe(result.packets);
-    expect(result.packets).toBeGreaterThan(10_000);
-    // A 16-byte object per packet would be 16 B/packet; allow stray samples from timers and deopts.
-    expect(bytesIn(profile.head, 'nacl-runtime.js') / result.packets).toBeLessThan(2);
+    expect(long.packets - short.packets).toBeGreaterThan(100_000);
+    // The smallest object is 16 bytes: even one per four packets fails this.
+    // (What the two boots allocate varies by some 100 KB, under 1.5 B/packet here.)
+    expect((long.bytes - short.bytes) / (long.packets - short.packets)).toBeLessThan(4);
   });
 });
