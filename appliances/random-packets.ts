@@ -21,6 +21,8 @@ export function prng(seed: number): () => number {
 
 interface Constants {
   addresses: number[];
+  /** The Ifaces' own addresses: destinations that reach the input chains. */
+  ifaceAddresses: number[];
   ports: number[];
   icmpTypes: number[];
   ttls: number[];
@@ -42,14 +44,15 @@ export function forEachComparedRange(ir: Ir, visit: (field: string, lo: number, 
 }
 
 function constantsOf(ir: Ir): Constants {
-  const c: Constants = { addresses: [], ports: [], icmpTypes: [], ttls: [] };
+  const c: Constants = { addresses: [], ifaceAddresses: [], ports: [], icmpTypes: [], ttls: [] };
   const add = (field: string, lo: number, hi: number) => {
     const list = field.endsWith('addr') ? c.addresses : field.endsWith('port') ? c.ports : field === 'icmp.type' ? c.icmpTypes : field === 'ip.ttl' ? c.ttls : null;
     if (!list) return;
     for (const v of [lo, hi, lo - 1, hi + 1, lo + Math.floor((hi - lo) / 2)]) if (v >= 0) list.push(v >>> 0);
   };
   forEachComparedRange(ir, add);
-  for (const i of ir.ifaces) if (i.address) c.addresses.push(ipNumber(i.address));
+  for (const i of ir.ifaces) if (i.address) c.ifaceAddresses.push(ipNumber(i.address));
+  c.addresses.push(...c.ifaceAddresses);
   return c;
 }
 
@@ -69,7 +72,8 @@ export function randomSpecs(ir: Ir, count: number, seed = 1): PacketSpec[] {
       protocol,
       protocolName: protocol === 6 ? 'tcp' : protocol === 17 ? 'udp' : 'icmp',
       src: pick(c.addresses, 0xffffffff) >>> 0,
-      dst: pick(c.addresses, 0xffffffff) >>> 0,
+      // A quarter to the appliance itself, so input chains see traffic too.
+      dst: (c.ifaceAddresses.length > 0 && rnd() < 0.25 ? pick(c.ifaceAddresses, 0xffffffff) : pick(c.addresses, 0xffffffff)) >>> 0,
       sport: protocol === 1 ? 0 : 1024 + Math.floor(rnd() * 60000),
       dport: protocol === 1 ? 0 : pick(c.ports, 65535),
       ttl: c.ttls.length && rnd() < 0.3 ? pick(c.ttls, 255) : 64,
