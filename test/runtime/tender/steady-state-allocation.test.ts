@@ -59,7 +59,7 @@ describe('the forwarding path', () => {
     // forwards; the difference between a short and a long run is what the
     // extra packets cost.
     const short = await sampledRun(session, ir, spec.spec, runtime, 0.1);
-    const long = await sampledRun(session, ir, spec.spec, runtime, 0.5);
+    const long = await sampledRun(session, ir, spec.spec, runtime, 0.8);
     session.disconnect();
     expect(long.packets - short.packets).toBeGreaterThan(100_000);
     // The smallest object is 16 bytes: even one per four packets fails this.
