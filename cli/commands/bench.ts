@@ -21,6 +21,10 @@ export async function runBench(file: string, options: BenchOptions): Promise<num
   const mode = parseFormat(options.mode, ['filter', 'dataplane'] as const);
   const seconds = Number(options.seconds);
   if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`--seconds must be a number of seconds between 0 and 3600, not '${options.seconds}'`);
+  if (mode === 'dataplane' && options.interpreter) {
+    throw new UsageError('--interpreter applies to --mode filter only: the dataplane runs the image, which holds compiled code');
+  }
+  if (mode === 'filter' && options.flows !== undefined) throw new UsageError('--flows applies to --mode dataplane only');
   const compiled = loadConfig(file, { quietWarnings: true });
   if (!compiled) return 1;
   const ir = compiled.ir!;

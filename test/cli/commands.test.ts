@@ -48,8 +48,17 @@ describe('nacl bench', () => {
   it('measures the whole data path with --mode dataplane', () => {
     const r = nacl(['bench', example('gateway_with_send_time_exceeded.nacl'), '--iface', 'eth1', '--mode', 'dataplane', '--packet', 'udp 10.10.10.7:1000 -> 10.0.0.9:53', '--seconds', '0.3', '--format', 'json']);
     const json = JSON.parse(r.stdout);
-    expect(json.mode).toBe('dataplane');
+    expect(json).toMatchObject({ mode: 'dataplane', engine: 'image' });
     expect(json.verdicts.accept).toBeGreaterThan(0);
+  });
+
+  it('refuses options that do not apply to the mode, rather than ignoring them', () => {
+    const dataplane = nacl(['bench', example('syslog.nacl'), '--iface', 'eth0', '--mode', 'dataplane', '--interpreter']);
+    expect(dataplane.status).toBe(2);
+    expect(dataplane.stderr).toContain('--interpreter applies to --mode filter only');
+    const filter = nacl(['bench', example('syslog.nacl'), '--iface', 'eth0', '--flows', '4']);
+    expect(filter.status).toBe(2);
+    expect(filter.stderr).toContain('--flows applies to --mode dataplane only');
   });
 
   it('exits 2 for an unknown Iface or a bad packet', () => {
