@@ -46,10 +46,10 @@ writeFileSync('dist/runtime-bundle.js', bindIntrinsics(runtime.outputFiles[0].te
  * In a node:vm context every read of a global (`Math`, `Uint8Array`, ...)
  * goes through Node's contextify interceptor, which costs about a
  * microsecond: `Math.imul` in the conntrack hash and `Math.min` in a bounds
- * check made it a third of the appliance's time on TAP devices. So the bundle runs inside a function that
- * reads each intrinsic it names once, at load, into a local binding. The
- * list is fixed (not read from this Node) so that images stay byte-identical
- * across Node versions.
+ * check made it a third of the appliance's time on TAP devices. So the
+ * bundle runs inside a function that reads each intrinsic it names once, at
+ * load, into a local binding. The list is fixed (not read from this Node) so
+ * that images stay byte-identical across Node versions.
  */
 function bindIntrinsics(bundle) {
   const used = INTRINSICS.filter((name) => new RegExp(`(?<![\\w$.])${name}(?![\\w$])`).test(bundle));
