@@ -102,9 +102,12 @@ class Generator {
     }
     lines.push(...this.hoist(f.body, ['ip', context], '    '));
     const body = this.statements(f.body, context, '    ');
-    if (body.join('\n').length > CHUNK_CHARS) lines.push(...this.chunked(f.body, context, '    '));
-    else lines.push(...body);
-    lines.push('    s.rule = -1;', '    return 1;', '  }');
+    const chunked = body.join('\n').length > CHUNK_CHARS;
+    lines.push(...(chunked ? this.chunked(f.body, context, '    ') : body));
+    // Falling off the end accepts (8.3); after a last verdict or NAT action that line is dead code.
+    const last = f.body[f.body.length - 1];
+    if (chunked || !last || (last.kind !== 'verdict' && last.kind !== 'nat')) lines.push('    s.rule = -1;', '    return 1;');
+    lines.push('  }');
     return lines.join('\n');
   }
 
