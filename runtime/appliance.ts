@@ -1,6 +1,7 @@
 import type { FunctionState, GeneratedModule, GeneratedRuntime, PacketView } from '../compiler/codegen/runtime-api.ts';
 import { CT_STATE, type Ir, type IrIface } from '../compiler/ir.ts';
 import { Conntrack } from './conntrack.ts';
+import { DhcpClient, type DhcpAction } from './dhcp-client.ts';
 import type { Nic } from './drivers/nic.ts';
 import { Inet, type ChainStep, type NicPort } from './inet.ts';
 import { arpPacket, BROADCAST_MAC, echoReply, HEADROOM, icmpError, tcpReset, udpDatagram, ZERO_MAC, type Datagram } from './messages.ts';
@@ -11,6 +12,7 @@ import { forwardTtl, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } fr
 import type { Addresses, Tracer } from './trace-events.ts';
 import { ETHERNET_HEADER_LEN, EtherType, ethEtherType, ethIsMulticast, macEquals, setEthDst, setEthEtherType, setEthSrc } from './wire/ethernet.ts';
 import { Icmpv4TimeExceeded, Icmpv4Type, Icmpv4Unreachable } from './wire/icmpv4.ts';
+import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from './wire/dhcp.ts';
 import { l4ChecksumValid } from './wire/l4-checksum.ts';
 import {
   formatIpv4Address,
@@ -221,6 +223,7 @@ export class Appliance {
     this.now = this.clockNow();
     for (const port of this.ports) port.nic.onReceive((frames) => this.receiveBatch(port, frames));
     for (const inet of this.ifaces.values()) this.configureIface(inet);
+    if (this.ir.loadBalancer) this.env.log('[ NaCl ] this config has a Load_balancer, which this runtime does not run yet: its clients get no answer');
     this.every(1000, () => this.tick());
     this.startTimers();
     this.flush();
@@ -250,23 +253,63 @@ export class Appliance {
 
   private configureIface(inet: Inet): void {
     const ir = inet.ir;
+    if (ir.config !== 'static') return this.startDhcp(inet);
+    this.configureStatic(inet);
+  }
+
+  private configureStatic(inet: Inet): void {
+    const ir = inet.ir;
     const ip = (s: string | null) => (s ? parseIpv4Address(s)! : 0);
-    if (ir.config === 'dhcp') {
-      this.env.log(`[ ${ir.name} ] DHCP is not implemented in this runtime: the interface stays unconfigured`);
-      return;
-    }
-    if (ir.config === 'dhcp-with-fallback') {
-      this.env.log(`[ ${ir.name} ] DHCP is not implemented in this runtime: applying the fallback static configuration`);
-    }
     if (!ir.address) return;
     inet.configure(ip(ir.address), ir.prefixLength ?? 32, ip(ir.gateway), ip(ir.dns) || ip(ir.gateway));
     // Gratuitous ARP: announce the address so neighbours update their caches.
     this.sendArp(inet, 'request', inet.address, ZERO_MAC, BROADCAST_MAC);
   }
 
-  /** Static addresses are up once start() ran; DHCP ones never are here. */
+  // --- DHCP (6.1, 6.2) -----------------------------------------------------------
+
+  private startDhcp(inet: Inet): void {
+    const client = new DhcpClient({ mac: inet.mac, xid: () => Math.floor(this.env.random() * 0x100000000) });
+    inet.dhcp = client;
+    inet.udp.set(DHCP_CLIENT_PORT, (payload) => this.dhcpActions(inet, client.receive(payload, this.now)));
+    this.dhcpActions(inet, client.start(this.now));
+  }
+
+  private dhcpActions(inet: Inet, actions: readonly DhcpAction[]): void {
+    const name = inet.name;
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'send':
+          this.output(inet, udpDatagram(a.src, DHCP_CLIENT_PORT, a.dst, DHCP_SERVER_PORT, a.message));
+          break;
+        case 'configure': {
+          const l = a.lease;
+          const changed = inet.address !== l.address;
+          inet.configure(l.address, l.prefix, l.gateway, l.dns);
+          const lease = l.leaseTime === 0xffffffff ? 'forever' : `${l.leaseTime} s`;
+          this.env.log(`[ ${name} ] DHCP: ${formatIpv4Address(l.address)}/${l.prefix}, gateway ${formatIpv4Address(l.gateway)}, dns ${formatIpv4Address(l.dns)}, lease ${lease} from ${formatIpv4Address(l.server)}`);
+          if (changed) this.sendArp(inet, 'request', inet.address, ZERO_MAC, BROADCAST_MAC);
+          break;
+        }
+        case 'unconfigure':
+          this.env.log(`[ ${name} ] DHCP: the lease on ${formatIpv4Address(inet.address)} ended; negotiating again`);
+          inet.configure(0, 0, 0, 0);
+          break;
+        case 'timeout':
+          if (inet.ir.config === 'dhcp-with-fallback' && inet.ir.address) {
+            this.env.log(`[ ${name} ] DHCP request timed out. Applying the fallback configuration.`);
+            this.configureStatic(inet);
+          } else {
+            this.env.log(`[ ${name} ] DHCP request timed out. Nothing to do.`);
+          }
+          break;
+      }
+    }
+  }
+
+  /** Static addresses are up once start() ran; DHCP ones come later and are not waited for. */
   get ready(): boolean {
-    return [...this.ifaces.values()].every((i) => i.ir.config === 'dhcp' || !i.ir.address || i.address !== 0);
+    return [...this.ifaces.values()].every((i) => i.ir.config !== 'static' || !i.ir.address || i.address !== 0);
   }
 
   // --- receive -----------------------------------------------------------------
@@ -428,7 +471,7 @@ export class Appliance {
     const dst = ipv4Dst(bytes, l3);
     const broadcast = dst !== inet.address;
     if (protocol === IpProtocol.Icmp) {
-      if (bytes[l4] === Icmpv4Type.EchoRequest) {
+      if (bytes[l4] === Icmpv4Type.EchoRequest && inet.address !== 0) {
         inet.counters.icmp_echo_replies++;
         if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: 'ICMP echo request: the appliance replies' });
         return this.output(inet, echoReply(bytes, l3, end, inet.address));
@@ -541,8 +584,9 @@ export class Appliance {
       inet.counters.output_dropped++;
       return;
     }
-    if (inet.forwards && this.routes) return this.forward(inet, pkt, handle, true);
     const dst = ipv4Dst(pkt.bytes, pkt.l3);
+    // The limited broadcast stays on its link (RFC 1812 5.3.5.1): DHCP before there is an address.
+    if (inet.forwards && this.routes && dst !== 0xffffffff) return this.forward(inet, pkt, handle, true);
     const hop = inet.onSubnet(dst) || dst === 0xffffffff ? dst : inet.gateway;
     this.ship(inet, pkt, handle, hop, inet);
   }
@@ -679,7 +723,10 @@ export class Appliance {
   // --- timers ------------------------------------------------------------------------
 
   private tick(): void {
-    for (const inet of this.ifaces.values()) this.arpActions(inet, inet.arp.tick(this.now));
+    for (const inet of this.ifaces.values()) {
+      this.arpActions(inet, inet.arp.tick(this.now));
+      if (inet.dhcp) this.dhcpActions(inet, inet.dhcp.tick(this.now));
+    }
     if (this.conntrack) this.conntrack.sweep(this.now);
     this.reassembler.sweep(this.now);
   }

@@ -2,6 +2,7 @@ import type { ChainName, IrIface } from '../compiler/ir.ts';
 import type { GeneratedFunction } from '../compiler/codegen/runtime-api.ts';
 import { ArpCache } from './arp-cache.ts';
 import type { Datagram } from './messages.ts';
+import type { DhcpClient } from './dhcp-client.ts';
 import type { Nic } from './drivers/nic.ts';
 
 /*
@@ -76,6 +77,8 @@ export class Inet {
     icmp_errors_tx: 0,
     drops: {},
   };
+  /** The DHCP client of a `dhcp` or `dhcp-with-fallback` Iface. */
+  dhcp: DhcpClient | null = null;
   /** Local UDP endpoints by port. */
   readonly udp = new Map<number, (payload: Uint8Array, src: number, sport: number) => void>();
 
@@ -115,7 +118,8 @@ export class Inet {
 
   /** Is this destination the interface itself (1.2 step 5)? */
   isForMe(dst: number): boolean {
-    return this.address !== 0 && (dst === this.address || dst === this.broadcast || dst === 0xffffffff);
+    if (this.address === 0) return dst === 0xffffffff && this.dhcp !== null; // DHCP replies before the lease
+    return dst === this.address || dst === this.broadcast || dst === 0xffffffff;
   }
 
   onSubnet(addr: number): boolean {

@@ -5,6 +5,7 @@
  */
 
 import type { ArpError } from './arp.ts';
+import type { DhcpError } from './dhcp.ts';
 import type { EthernetError } from './ethernet.ts';
 import type { Icmpv4Error } from './icmpv4.ts';
 import type { Ipv4Error } from './ipv4.ts';
@@ -21,7 +22,8 @@ export type WireError =
   | Icmpv4Error
   | UdpError
   | TcpError
-  | TcpOptionError;
+  | TcpOptionError
+  | DhcpError;
 
 /**
  * Returned by `emit`, which then leaves the buffer untouched:

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { EXAMPLES_DIR } from '../helpers/examples.ts';
 import { Sim } from '../helpers/sim.ts';
 
 describe('NIC limits on a simulated network', () => {
@@ -48,6 +51,13 @@ describe('Timers on a simulated network', () => {
     sim.logs.length = 0;
     sim.settle(5000);
     expect(sim.logs.filter((l) => l.startsWith('[ NaCl Timer Timestamp'))).toHaveLength(1);
+  });
+});
+
+describe('a config this runtime cannot fully run', () => {
+  it('says at boot that its Load_balancer is not running', () => {
+    const sim = new Sim(readFileSync(join(EXAMPLES_DIR, 'lb.nacl'), 'utf8'), 2);
+    expect(sim.logs).toContain('[ NaCl ] this config has a Load_balancer, which this runtime does not run yet: its clients get no answer');
   });
 });
 

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { DhcpClient, type DhcpAction } from '../../runtime/dhcp-client.ts';
+import { DhcpMessageType, DhcpRepr, dhcpRequestRepr, type DhcpRepr as Dhcp } from '../../runtime/wire/dhcp.ts';
+import { ip } from './build.ts';
+
+const MAC = Uint8Array.of(2, 0, 0, 0, 0, 7);
+
+function client(): DhcpClient {
+  let xid = 0x100;
+  return new DhcpClient({ mac: MAC, xid: () => xid++ });
+}
+
+function sent(actions: readonly DhcpAction[]): Dhcp[] {
+  return actions.filter((a) => a.kind === 'send').map((a) => DhcpRepr.parse(a.message) as Dhcp);
+}
+
+function reply(to: Dhcp, type: number, fields: Partial<Dhcp> = {}): Uint8Array {
+  const r = dhcpRequestRepr(type, to.xid, MAC);
+  return DhcpRepr.emit({ ...r, op: 2, yiaddr: ip('10.1.0.9'), serverId: ip('10.1.0.1'), subnetMask: ip('255.255.0.0'), routers: [ip('10.1.0.254')], leaseTime: 600, ...fields });
+}
+
+/** Runs DISCOVER / OFFER / REQUEST / ACK and returns the ACK's actions. */
+function bind(c: DhcpClient, offer: Partial<Dhcp> = {}, ack: Partial<Dhcp> = {}): DhcpAction[] {
+  const discover = sent(c.start(0))[0]!;
+  const request = sent(c.receive(reply(discover, DhcpMessageType.Offer, offer), 10))[0]!;
+  return c.receive(reply(request, DhcpMessageType.Ack, ack), 20);
+}
+
+describe('the DHCP client', () => {
+  it('configures what the ACK says, falling back to the OFFER for options the ACK lacks', () => {
+    const actions = bind(client(), { dnsServers: [ip('10.1.0.53')] }, { routers: [], subnetMask: ip('255.255.255.0') });
+    expect(actions).toEqual([
+      { kind: 'configure', lease: { address: ip('10.1.0.9'), prefix: 24, gateway: ip('10.1.0.254'), dns: ip('10.1.0.53'), server: ip('10.1.0.1'), leaseTime: 600 } },
+    ]);
+  });
+
+  it('takes the server as the router and the router as the DNS server when the offer names neither', () => {
+    const actions = bind(client(), { routers: [] }, { routers: [] });
+    expect(actions[0]).toMatchObject({ kind: 'configure', lease: { gateway: ip('10.1.0.1'), dns: ip('10.1.0.1') } });
+  });
+
+  it('ignores an offer with neither a router nor a server identifier', () => {
+    const c = client();
+    const discover = sent(c.start(0))[0]!;
+    expect(c.receive(reply(discover, DhcpMessageType.Offer, { routers: [], serverId: null }), 10)).toEqual([]);
+    expect(c.state).toBe('selecting');
+  });
+
+  it('ignores replies for another transaction or another client, and malformed ones', () => {
+    const c = client();
+    const discover = sent(c.start(0))[0]!;
+    expect(c.receive(reply({ ...discover, xid: discover.xid + 1 }, DhcpMessageType.Offer), 10)).toEqual([]);
+    expect(c.receive(DhcpRepr.emit({ ...DhcpRepr.parse(reply(discover, DhcpMessageType.Offer)) as Dhcp, chaddr: Uint8Array.of(2, 0, 0, 0, 0, 8) }), 10)).toEqual([]);
+    expect(c.receive(new Uint8Array(100), 10)).toEqual([]);
+    expect(c.counters).toMatchObject({ ignored: 2, malformed: 1, offers: 0 });
+  });
+
+  it('starts over with a new transaction when the server refuses the request (NAK)', () => {
+    const c = client();
+    const discover = sent(c.start(0))[0]!;
+    const request = sent(c.receive(reply(discover, DhcpMessageType.Offer), 10))[0]!;
+    const again = sent(c.receive(reply(request, DhcpMessageType.Nak), 20));
+    expect(again).toHaveLength(1);
+    expect(again[0]).toMatchObject({ messageType: DhcpMessageType.Discover });
+    expect(again[0]!.xid).not.toBe(discover.xid);
+  });
+
+  it('unconfigures before starting over when a NAK answers a renewal', () => {
+    const c = client();
+    bind(c);
+    const renewal = sent(c.tick(300_020))[0]!;
+    expect(renewal).toMatchObject({ messageType: DhcpMessageType.Request, ciaddr: ip('10.1.0.9') });
+    const actions = c.receive(reply(renewal, DhcpMessageType.Nak), 300_030);
+    expect(actions.map((a) => a.kind)).toEqual(['unconfigure', 'send']);
+  });
+
+  it('never renews a lease granted forever', () => {
+    const c = client();
+    bind(c, {}, { leaseTime: 0xffffffff });
+    expect(c.tick(10 * 365 * 86_400_000)).toEqual([]);
+    expect(c.state).toBe('bound');
+  });
+});
