@@ -813,6 +813,7 @@ export class Appliance {
     for (const inet of this.ifaces.values()) {
       for (const [k, v] of Object.entries(inet.counters)) if (typeof v === 'number') out[`${inet.name}.${k}`] = v;
       for (const [k, v] of Object.entries(inet.counters.drops)) out[`${inet.name}.drop.${k}`] = v;
+      if (inet.dhcp) for (const [k, v] of Object.entries(inet.dhcp.counters)) out[`${inet.name}.dhcp.${k}`] = v;
     }
     for (const port of this.ports) {
       out[`nic${port.label}.sendq_dropped`] = port.counters.sendq_dropped;

@@ -84,6 +84,7 @@ describe('DHCP on an Iface', () => {
     expect([eth0.address, eth0.prefix, eth0.gateway, eth0.dns]).toEqual([ip(LEASED), 24, ip(SERVER), ip('10.9.0.53')]);
     expect(sim.logs).toContain('[ eth0 ] DHCP: 10.9.0.50/24, gateway 10.9.0.1, dns 10.9.0.53, lease 3600 s from 10.9.0.1');
     expect(pingFrom(sim, server, LEASED)).toBe(true);
+    expect(sim.appliance.statistics()).toMatchObject({ 'eth0.dhcp.discovers': 2, 'eth0.dhcp.offers': 1, 'eth0.dhcp.acks': 1 });
   });
 
   it('sends a DISCOVER a second for 10 s, then gives up for good and stays unconfigured', () => {
