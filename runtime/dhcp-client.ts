@@ -118,7 +118,7 @@ export class DhcpClient {
 
   #onOffer(m: DhcpRepr): DhcpAction[] {
     // Router: option 3 or the server itself; an offer with neither is unusable (6.2).
-    if (m.yiaddr === 0 || (m.routers.length === 0 && m.serverId === null)) {
+    if (!usableAddress(m.yiaddr) || (m.routers.length === 0 && m.serverId === null)) {
       this.counters.ignored++;
       return [];
     }
@@ -137,7 +137,7 @@ export class DhcpClient {
     const offer = this.#offer;
     const renewing = this.#lease !== null;
     const address = m.yiaddr || this.#lease?.address || 0;
-    if (address === 0 || (!renewing && offer !== null && address !== offer.yiaddr)) {
+    if (!usableAddress(address) || (!renewing && offer !== null && address !== offer.yiaddr)) {
       this.counters.ignored++;
       return [];
     }
@@ -226,6 +226,12 @@ export class DhcpClient {
       if (xid !== 0) return xid;
     }
   }
+}
+
+/** A unicast host address a server may hand out: not 0/8, loopback, multicast, class E or broadcast. */
+function usableAddress(a: number): boolean {
+  const first = a >>> 24;
+  return first !== 0 && first !== 127 && first < 224;
 }
 
 function sameMac(a: Uint8Array, b: Uint8Array): boolean {

@@ -46,6 +46,15 @@ describe('the DHCP client', () => {
     expect(c.state).toBe('selecting');
   });
 
+  it('ignores an offer of an address no host may have (0/8, loopback, multicast, broadcast)', () => {
+    const c = client();
+    const discover = sent(c.start(0))[0]!;
+    for (const bad of ['0.0.0.0', '127.0.0.1', '224.0.0.5', '255.255.255.255']) {
+      expect(c.receive(reply(discover, DhcpMessageType.Offer, { yiaddr: ip(bad) }), 10)).toEqual([]);
+    }
+    expect(c.state).toBe('selecting');
+  });
+
   it('ignores replies for another transaction or another client, and malformed ones', () => {
     const c = client();
     const discover = sent(c.start(0))[0]!;
