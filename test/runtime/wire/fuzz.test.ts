@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as arp from '../../../runtime/wire/arp.ts';
+import * as dhcp from '../../../runtime/wire/dhcp.ts';
 import * as ethernet from '../../../runtime/wire/ethernet.ts';
 import * as icmpv4 from '../../../runtime/wire/icmpv4.ts';
 import * as ipv4 from '../../../runtime/wire/ipv4.ts';
@@ -69,6 +70,7 @@ const DECODERS: Record<string, Decoder> = {
   'TcpRepr.parse': (b, o, e) => tcp.TcpRepr.parse(b, o, e, 0x0a00020f, 0x5db8d822),
   tcpChecksumIsValid: (b, o, e) => tcp.tcpChecksumIsValid(b, o, e - o, 1, 2),
   parseTcpOptions: tcpOptions.parseTcpOptions,
+  'DhcpRepr.parse': dhcp.DhcpRepr.parse,
 };
 
 /** Field getters, called on unchecked bytes: they may return nonsense but must not throw. */
