@@ -152,7 +152,7 @@ Filter::IP fw {
     const hostB = new SimHost({ name: 'b', address: '10.6.0.8', prefix: 24, nic: b, clock: systemClock() });
     // Resolve the neighbours first (ARP), then count from a steady state.
     hostA.ping('10.6.0.8');
-    for (let i = 0; i < 50 && hostA.received.length === 0; i++) await new Promise((r) => setTimeout(r, 2));
+    for (let i = 0; i < 1000 && hostA.received.length === 0; i++) await new Promise((r) => setTimeout(r, 2));
     hostA.clear();
     hostB.clear();
     const warmUp = reads.length;
@@ -160,7 +160,7 @@ Filter::IP fw {
       hostA.ping('10.6.0.8', { seq });
       hostA.udp('10.6.0.8', 5000 + seq, 'x');
     }
-    for (let i = 0; i < 50 && hostA.received.length < 20; i++) await new Promise((r) => setTimeout(r, 2));
+    for (let i = 0; i < 1000 && (hostA.received.length < 20 || hostB.received.length < 20); i++) await new Promise((r) => setTimeout(r, 2));
     expect(hostA.received.filter((r) => r.protocol === 1 && r.detail === 0).length).toBe(20);
     expect(hostB.received.filter((r) => r.protocol === 17 && r.src === '10.6.0.1').length).toBe(20);
     expect(reads.slice(warmUp)).toEqual([]);
