@@ -1,3 +1,4 @@
+import { macEquals } from './wire/ethernet.ts';
 import { DhcpMessageType, DhcpOption, DhcpRepr, dhcpRequestRepr } from './wire/dhcp.ts';
 
 /*
@@ -105,7 +106,7 @@ export class DhcpClient {
       this.counters.malformed++;
       return [];
     }
-    if (m.op !== 2 || m.xid !== this.#xid || !sameMac(m.chaddr, this.options.mac) || this.#state === 'timed-out') {
+    if (m.op !== 2 || m.xid !== this.#xid || !macEquals(m.chaddr, 0, this.options.mac) || this.#state === 'timed-out') {
       this.counters.ignored++;
       return [];
     }
@@ -232,11 +233,6 @@ export class DhcpClient {
 function usableAddress(a: number): boolean {
   const first = a >>> 24;
   return first !== 0 && first !== 127 && first < 224;
-}
-
-function sameMac(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < 6; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Contiguous masks only; anything else is read as its leading ones. */
