@@ -16,6 +16,7 @@ import { runtimeBundle } from '../cli/runtime-bundle.ts';
 import { compileSource } from '../compiler/compile.ts';
 import { Conntrack } from '../runtime/conntrack.ts';
 import { parsePacketSpec } from '../runtime/packet-spec.ts';
+import { rowArgs, runRow } from './child-row.ts';
 
 const root = join(import.meta.dirname, '..');
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 2);
@@ -42,18 +43,15 @@ if (!spec.ok) throw new Error(spec.message);
 const rows: [string, string, string][] = [];
 // Each throughput row runs in a process of its own, so that rows do not
 // share warmed-up (or polluted) inline caches.
-if (process.argv[2] === '--row') {
-  const [engine, rules, flows] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5])];
+const args = rowArgs();
+if (args) {
+  const [engine, rules, flows] = [args[0], Number(args[1]), Number(args[2])];
   const ir = compileSource(policy(rules), `p${rules}.nacl`).ir!;
   const result = await benchDataplane(ir, 'eth0', [spec.spec], seconds, flows, engine === 'image' ? runtimeBundle() : undefined);
   process.stdout.write(JSON.stringify(result));
   process.exit(0);
 }
-function row(engine: 'image' | 'direct', rules: number, flows: number): { packetsPerSecond: number; nsPerPacket: number } {
-  const child = spawnSync(process.execPath, [join(root, 'scripts', 'run-ts.mjs'), join(root, 'bench', 'dataplane.ts'), '--row', engine, String(rules), String(flows)], { encoding: 'utf8', cwd: root });
-  if (child.status !== 0) throw new Error(`bench row ${engine} ${rules} ${flows} failed: ${child.stderr}`);
-  return JSON.parse(child.stdout);
-}
+const row = (engine: 'image' | 'direct', rules: number, flows: number) => runRow('dataplane.ts', [engine, String(rules), String(flows)]);
 
 for (const rules of [10, 1000]) {
   // The baseline: the same runtime modules run directly in a process, outside the image's vm context.

@@ -7,13 +7,13 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { benchFilter, type BenchResult } from '../appliances/bench.ts';
+import { benchFilter } from '../appliances/bench.ts';
 import { filterPath } from '../appliances/filter-path.ts';
 import { randomSpecs } from '../appliances/random-packets.ts';
 import { compileSource } from '../compiler/compile.ts';
 import type { Ir } from '../compiler/ir.ts';
 import { buildDatagram } from '../runtime/packet-spec.ts';
+import { rowArgs, runRow } from './child-row.ts';
 import { aclConfig } from './generate.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -51,17 +51,14 @@ function policy(kind: string, name: string): { ir: Ir; iface: string; datagrams:
 // Each measurement runs in a process of its own: in one process the
 // harness's call site sees every policy's functions and goes megamorphic,
 // which taxes whichever rows run later.
-if (process.argv[2] === '--row') {
-  const [kind, name, engine] = process.argv.slice(3) as [string, string, 'compiled' | 'interpreter'];
+const args = rowArgs();
+if (args) {
+  const [kind, name, engine] = args as [string, string, 'compiled' | 'interpreter'];
   const { ir, iface, datagrams } = policy(kind, name);
   process.stdout.write(JSON.stringify(benchFilter(ir, iface, datagrams, seconds, engine)));
   process.exit(0);
 }
-function run(kind: string, name: string, engine: 'compiled' | 'interpreter'): BenchResult {
-  const child = spawnSync(process.execPath, [join(root, 'scripts', 'run-ts.mjs'), join(root, 'bench', 'filter.ts'), '--row', kind, name, engine], { encoding: 'utf8', cwd: root });
-  if (child.status !== 0) throw new Error(`bench row ${kind} ${name} ${engine} failed: ${child.stderr}`);
-  return JSON.parse(child.stdout) as BenchResult;
-}
+const run = (kind: string, name: string, engine: 'compiled' | 'interpreter') => runRow('filter.ts', [kind, name, engine]);
 function measure(kind: string, name: string, label: string, ir: Ir): Row {
   const c = run(kind, name, 'compiled');
   const i = run(kind, name, 'interpreter');
