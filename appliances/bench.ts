@@ -1,6 +1,7 @@
 import vm from 'node:vm';
 import { generateModule } from '../compiler/codegen/emit.ts';
-import type { GeneratedFunction, GeneratedModule, GeneratedRuntime, PacketView, TraceSink } from '../compiler/codegen/runtime-api.ts';
+import type { FunctionState, GeneratedModule, GeneratedRuntime, PacketView, TraceSink } from '../compiler/codegen/runtime-api.ts';
+import { segmentKey } from '../compiler/codegen/segments.ts';
 import type { Ir } from '../compiler/ir.ts';
 import { interpretModule } from './filter-interpreter.ts';
 import { filterPath } from './filter-path.ts';
@@ -33,12 +34,14 @@ const NO_TRACE = '({ enter() {}, condition: (_r, _f, x) => x, guard: (_r, _p, x)
  * would otherwise be charged to the generated code alone. It reads no
  * globals, so it costs the same in either context.
  */
-const LOOP = `(function (paths, views, state, seconds, now) {
+const LOOP = `(function (run, paths, views, state, seconds, now) {
   let accept = 0, drop = 0;
   const runOne = (i) => {
     const path = paths[i], view = views[i];
     for (let k = 0; k < path.length; k++) {
-      if (path[k](view, state, 0) === 0) { drop++; return; }
+      state.rule = -1;
+      state.step = 0;
+      if (run(path[k], view, state, 0) === 0) { drop++; return; }
     }
     accept++;
   };
@@ -65,9 +68,10 @@ const LOOP = `(function (paths, views, state, seconds, now) {
 })`;
 
 type Loop = (
-  paths: GeneratedFunction[][],
+  run: GeneratedModule['run'],
+  paths: number[][],
   views: PacketView[],
-  state: { rule: number },
+  state: FunctionState,
   seconds: number,
   now: () => number,
 ) => { count: number; elapsed: number; accept: number; drop: number };
@@ -86,11 +90,12 @@ function prepare(ir: Ir, engine: 'compiled' | 'interpreter'): { module: Generate
 export function benchFilter(ir: Ir, iface: string, datagrams: readonly Uint8Array[], seconds: number, engine: 'compiled' | 'interpreter'): BenchResult {
   const { module, loop } = prepare(ir, engine);
   const views: PacketView[] = datagrams.map((bytes) => ({ bytes, l3: 0, l4: (bytes[0]! & 15) * 4, end: bytes.length }));
-  const paths: GeneratedFunction[][] = datagrams.map((d) => {
+  const segments = new Map(module.segments.map((names, k) => [segmentKey(names), k]));
+  const paths: number[][] = datagrams.map((d) => {
     const dst = ((d[16]! << 24) | (d[17]! << 16) | (d[18]! << 8) | d[19]!) >>> 0;
-    return (filterPath(ir, iface, dst) ?? []).map((name) => module.functions[name]!).filter(Boolean);
+    return (filterPath(ir, iface, dst) ?? []).map((run) => segments.get(segmentKey(run))!);
   });
-  const { count, elapsed, accept, drop } = loop(paths, views, { rule: -1 }, seconds, () => Number(process.hrtime.bigint()));
+  const { count, elapsed, accept, drop } = loop(module.run, paths, views, { rule: -1, step: 0 }, seconds, () => Number(process.hrtime.bigint()));
   const secondsTaken = elapsed / 1e9;
   return {
     mode: 'filter',

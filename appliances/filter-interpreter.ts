@@ -1,4 +1,5 @@
-import type { GeneratedFunction, GeneratedModule, GeneratedRuntime, PacketView } from '../compiler/codegen/runtime-api.ts';
+import type { FunctionState, GeneratedFunction, GeneratedModule, GeneratedRuntime, PacketView } from '../compiler/codegen/runtime-api.ts';
+import { segmentsOf } from '../compiler/codegen/segments.ts';
 import { compareNumbers } from '../compiler/functions.ts';
 import type { Ir, IrExpr, IrField, IrFunction, IrLogArg, IrStatement, Protocol } from '../compiler/ir.ts';
 import * as ip from '../runtime/wire/ipv4.ts';
@@ -52,7 +53,26 @@ export function interpretModule(ir: Ir, host: GeneratedRuntime): GeneratedModule
       return 1;
     };
   }
-  return { functions: out, rules };
+  const segments = segmentsOf(ir);
+  const members = segments.map((names) => names.map((name) => out[name]!));
+  // Rule numbers are given as rules first decide, at most one per rule of the IR.
+  const hits = new Int32Array(Object.keys(ir.rules).length);
+  const module = {
+    functions: out,
+    rules,
+    segments,
+    hits,
+    run(k: number, p: PacketView, s: FunctionState, ct: number): number {
+      const fns = members[k]!;
+      for (let j = 0; j < fns.length; j++) {
+        s.step = j;
+        if (fns[j]!(p, s, ct) === 0) return 0;
+        if (j < fns.length - 1 && s.rule >= 0) hits[s.rule]!++;
+      }
+      return 1;
+    },
+  };
+  return module;
 }
 
 interface Env {
@@ -60,7 +80,7 @@ interface Env {
   readonly ct: number;
   readonly host: GeneratedRuntime;
   readonly functions: ReadonlyMap<string, IrFunction>;
-  readonly state: { rule: number };
+  readonly state: FunctionState;
 }
 
 function run(statements: readonly IrStatement[], env: Env): Outcome {

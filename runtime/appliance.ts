@@ -1,5 +1,6 @@
 import type { FunctionState, GeneratedModule, GeneratedRuntime, PacketView } from '../compiler/codegen/runtime-api.ts';
-import { CT_STATE, type Ir, type IrIface } from '../compiler/ir.ts';
+import { functionRuns, segmentKey } from '../compiler/codegen/segments.ts';
+import { CT_STATE, type Ir, type IrChainStep, type IrIface } from '../compiler/ir.ts';
 import { Conntrack } from './conntrack.ts';
 import { DhcpClient, type DhcpAction } from './dhcp-client.ts';
 import type { Nic } from './drivers/nic.ts';
@@ -98,14 +99,14 @@ export class Appliance {
     drops: {} as Record<string, number>,
   };
   /** Times each rule decided a packet, by rule index of the generated module. */
-  ruleHits = new Int32Array(0);
+  ruleHits: Int32Array = new Int32Array(0);
   readonly rt: GeneratedRuntime;
   private functions: GeneratedModule | null = null;
   private forwardChain: ChainStep[] = [];
   /** The egress Iface of each route, by index into `routes.routes`: no name lookup per packet. */
   private readonly routeEgress: readonly (Inet | undefined)[];
   private readonly reassembler = new Reassembler();
-  private readonly state: FunctionState = { rule: -1 };
+  private readonly state: FunctionState = { rule: -1, step: 0 };
   private readonly pkt: Packet = newPacket();
   /** Whole milliseconds (see clockNow). */
   private now = 0;
@@ -173,18 +174,37 @@ export class Appliance {
   /** Installs the generated functions (loaded by the tender with `this.rt`). */
   setFunctions(module: GeneratedModule): void {
     this.functions = module;
-    this.ruleHits = new Int32Array(module.rules.length);
-    const step = (s: Ir['ifaces'][number]['chains']['prerouting'][number]): ChainStep => {
-      if (s.kind !== 'function') return { kind: s.kind, name: s.kind, fn: null };
-      const fn = module.functions[s.function];
-      if (!fn) throw new Error(`generated code has no function ${s.function}`);
-      return { kind: 'function', name: s.function, fn };
+    this.ruleHits = module.hits;
+    const segments = new Map(module.segments.map((names, k) => [segmentKey(names), k]));
+    const segment = (names: readonly string[]): ChainStep => {
+      const k = segments.get(segmentKey(names));
+      if (k === undefined) throw new Error(`generated code has no segment for ${names.join(', ')}`);
+      return { kind: 'functions', names, segment: k };
+    };
+    // A traced run calls each function on its own, so the trace can show each verdict.
+    const traced = this.options.tracer !== undefined;
+    const steps = (chain: readonly IrChainStep[]): ChainStep[] => {
+      const out: ChainStep[] = [];
+      const runs = functionRuns(chain);
+      let r = 0;
+      for (let i = 0; i < chain.length; i++) {
+        const s = chain[i]!;
+        if (s.kind !== 'function') {
+          out.push({ kind: s.kind, names: [s.kind], segment: -1 });
+          continue;
+        }
+        const run = runs[r++]!;
+        if (traced) for (const name of run) out.push(segment([name]));
+        else out.push(segment(run));
+        i += run.length - 1;
+      }
+      return out;
     };
     for (const iface of this.ir.ifaces) {
       const inet = this.ifaces.get(iface.name)!;
-      for (const chain of ['prerouting', 'input', 'output', 'postrouting'] as const) inet.chains[chain] = iface.chains[chain].map(step);
+      for (const chain of ['prerouting', 'input', 'output', 'postrouting'] as const) inet.chains[chain] = steps(iface.chains[chain]);
     }
-    this.forwardChain = (this.ir.gateway?.forward ?? []).map((name) => step({ kind: 'function', function: name }));
+    this.forwardChain = steps((this.ir.gateway?.forward ?? []).map((name) => ({ kind: 'function', function: name })));
   }
 
   private buildPorts(): void {
@@ -394,14 +414,17 @@ export class Appliance {
     this.current = pkt;
     for (let i = 0; i < steps.length; i++) {
       const step = steps[i]!;
-      if (step.fn !== null) {
-        this.state.rule = -1;
-        const verdict = step.fn(pkt, this.state, handle);
-        const rule = this.state.rule;
+      if (step.segment >= 0) {
+        const state = this.state;
+        state.rule = -1;
+        state.step = 0;
+        const verdict = this.functions!.run(step.segment, pkt, state, handle);
+        const rule = state.rule;
+        const name = step.names[state.step]!;
         if (rule >= 0) this.ruleHits[rule]!++;
         if (tracer) {
           const id = rule >= 0 ? this.functions!.rules[rule]! : null;
-          tracer({ kind: 'function', iface: inet.name, hook, name: step.name, verdict: verdict === 1 ? 'accept' : 'drop', rule: id });
+          tracer({ kind: 'function', iface: inet.name, hook, name, verdict: verdict === 1 ? 'accept' : 'drop', rule: id });
         }
         if (verdict === 0) {
           if (rule === -2) {
@@ -410,7 +433,7 @@ export class Appliance {
             if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: 'no conntrack entry (untracked protocol, or table full): every NaCl function drops it', rule: null });
           } else {
             inet.drop(`${hook}-rule`);
-            if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: `dropped by ${step.name} on ${hook}`, rule: rule >= 0 ? this.functions!.rules[rule]! : null });
+            if (this.tracer) this.trace({ kind: 'drop', iface: inet.name, reason: `dropped by ${name} on ${hook}`, rule: rule >= 0 ? this.functions!.rules[rule]! : null });
           }
           return false;
         }

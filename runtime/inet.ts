@@ -1,5 +1,4 @@
 import type { ChainName, IrIface } from '../compiler/ir.ts';
-import type { GeneratedFunction } from '../compiler/codegen/runtime-api.ts';
 import { ArpCache } from './arp-cache.ts';
 import type { Datagram } from './messages.ts';
 import type { DhcpClient } from './dhcp-client.ts';
@@ -14,8 +13,9 @@ import type { Nic } from './drivers/nic.ts';
 // One shape for every step (fn is null for the built-in NAT steps), so the
 // chain loop's property loads stay monomorphic.
 export type ChainStep =
-  | { readonly kind: 'function'; readonly name: string; readonly fn: GeneratedFunction }
-  | { readonly kind: 'masquerade' | 'demasquerade' | 'dnat-translate' | 'snat-translate'; readonly name: string; readonly fn: null };
+  /** A run of user functions: `segment` is its index in the generated module's `run`. */
+  | { readonly kind: 'functions'; readonly names: readonly string[]; readonly segment: number }
+  | { readonly kind: 'masquerade' | 'demasquerade' | 'dnat-translate' | 'snat-translate'; readonly names: readonly string[]; readonly segment: -1 };
 
 /** A physical NIC and the stacks on it. */
 export interface NicPort {

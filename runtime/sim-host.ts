@@ -103,7 +103,7 @@ export class SimHost {
         return !(protocol === 1 && bytes[l4] === 8);
       },
     });
-    this.appliance.setFunctions({ functions: {}, rules: [] });
+    this.appliance.setFunctions({ functions: {}, rules: [], segments: [], run: () => 1, hits: new Int32Array(0) });
     this.appliance.start();
   }
 

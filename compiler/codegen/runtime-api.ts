@@ -19,6 +19,11 @@ export interface PacketView {
 export interface FunctionState {
   /** Index into the module's `rules` of the rule that decided; -1 = none (fell off the end); -2 = no conntrack entry. */
   rule: number;
+  /**
+   * Set by `run`: the position, in the segment, of the function whose verdict
+   * was returned. The caller sets it to 0 before the call.
+   */
+  step: number;
 }
 
 export const RULE_NONE = -1;
@@ -62,4 +67,18 @@ export interface GeneratedModule {
   readonly functions: Readonly<Record<string, GeneratedFunction>>;
   /** Rule ids, indexed by `FunctionState.rule`. */
   readonly rules: readonly string[];
+  /** The function names of each segment (compiler/codegen/segments.ts). */
+  readonly segments: readonly (readonly string[])[];
+  /**
+   * Runs segment k's functions in order: DROP stops at once, ACCEPT goes on
+   * to the next (nacl-language.md 8.3). Returns the last verdict; the state
+   * names the rule and the function that gave it.
+   */
+  readonly run: (segment: number, packet: PacketView, state: FunctionState, ct: number) => number;
+  /**
+   * Times each rule decided, by rule index. `run` counts here the accepts
+   * that let a packet go on to the next function of a segment; the caller
+   * counts the decision `run` returns (it is in `state.rule`).
+   */
+  readonly hits: Int32Array;
 }

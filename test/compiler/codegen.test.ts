@@ -68,9 +68,13 @@ describe('generated code agrees with the reference interpreter', () => {
       ...(proto === 'ip' ? [fc.constantFrom('tcp', 'udp', 'icmp').chain((p) => body(p as 'tcp', depth - 1).map((b) => `Filter::${p.toUpperCase()} { ${b} }`))] : []),
     );
   };
-  const policy = fc.array(body('ip', 2), { minLength: 1, maxLength: 8 }).map(
-    (stmts) => `Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, input: f }\nFilter::IP f {\n${stmts.join('\n')}\ndrop\n}\n`,
-  );
+  // One to three functions on one chain: they run as one segment, so ACCEPT
+  // going on to the next function and DROP stopping are both exercised.
+  const policy = fc.array(fc.array(body('ip', 2), { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 3 }).map((fns) => {
+    const names = fns.map((_, i) => `f${i}`);
+    const functions = fns.map((stmts, i) => `Filter::IP f${i} {\n${stmts.join('\n')}\n${i === fns.length - 1 ? 'drop' : 'accept'}\n}\n`);
+    return `Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, input: [${names.join(', ')}] }\n${functions.join('')}`;
+  });
 
   it('on random packets through randomly generated policies', () => {
     fc.assert(
@@ -119,7 +123,7 @@ describe('generated code', () => {
     const source = generateModule(ir);
     const rt = new RecordingRuntime();
     const m = loadGenerated(source, rt);
-    const state = { rule: 0 };
+    const state = { rule: 0, step: 0 };
     const bytes = new Uint8Array(40);
     bytes[0] = 0x45;
     expect(m.functions['constructor']!({ bytes, l3: 0, l4: 20, end: 40 }, state, 0)).toBe(1);
@@ -150,7 +154,7 @@ describe('generated code', () => {
     const bytes = new Uint8Array(40);
     bytes[0] = 0x45;
     bytes[8] = 3;
-    const s = { rule: 0 };
+    const s = { rule: 0, step: 0 };
     expect(m.functions['f']!({ bytes, l3: 0, l4: 20, end: 40 }, s, 0)).toBe(0);
     expect(ir.rules[m.rules[s.rule]!]).toMatchObject({ function: 'f', line: 3, text: 'drop' });
   });
@@ -158,7 +162,7 @@ describe('generated code', () => {
   it('drops a packet without a conntrack entry before any rule runs (8.4)', () => {
     const ir = irOf('Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, input: f }\nFilter::IP f { accept }\n');
     const m = loadGenerated(generateModule(ir), new RecordingRuntime());
-    const s = { rule: 0 };
+    const s = { rule: 0, step: 0 };
     expect(m.functions['f']!({ bytes: new Uint8Array(40), l3: 0, l4: 20, end: 40 }, s, -1)).toBe(0);
     expect(s.rule).toBe(-2);
   });

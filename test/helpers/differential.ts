@@ -42,15 +42,15 @@ function ruleName(m: GeneratedModule, k: number): string {
   return k >= 0 ? m.rules[k]! : k === -2 ? '(no conntrack entry)' : '(end)';
 }
 
-/** Runs one packet through every attached function of both and requires the same outcome. */
+/** Runs one packet through every attached function and every segment of both and requires the same outcome. */
 export function sameOutcome(ir: Ir, p: Pair, packet: RandomPacket): void {
   const view: PacketView = { bytes: packet.bytes, l3: 0, l4: 20, end: packet.bytes.length };
   for (const f of ir.functions.filter((x) => x.attached)) {
     p.genRt.events = [];
     p.intRt.events = [];
     p.genRt.ct = p.intRt.ct = packet.ctState;
-    const gs = { rule: 99 };
-    const is = { rule: 99 };
+    const gs = { rule: 99, step: 0 };
+    const is = { rule: 99, step: 0 };
     const gv = p.generated.functions[f.name]!(view, gs, 0);
     const iv = p.interpreted.functions[f.name]!(view, is, 0);
     expect({ function: f.name, verdict: gv, rule: ruleName(p.generated, gs.rule), events: p.genRt.events }).toEqual({
@@ -60,4 +60,38 @@ export function sameOutcome(ir: Ir, p: Pair, packet: RandomPacket): void {
       events: p.intRt.events,
     });
   }
+  for (let k = 0; k < p.generated.segments.length; k++) {
+    p.genRt.events = [];
+    p.intRt.events = [];
+    const gs = { rule: 99, step: 0 };
+    const is = { rule: 99, step: 0 };
+    const gHits = hitsByRule(p.generated);
+    const iHits = hitsByRule(p.interpreted);
+    const gv = p.generated.run(k, view, gs, 0);
+    const iv = p.interpreted.run(k, view, is, 0);
+    const outcome = (m: GeneratedModule, v: number, s: { rule: number; step: number }, events: string[], before: Record<string, number>) => ({
+      segment: m.segments[k],
+      verdict: v,
+      rule: ruleName(m, s.rule),
+      step: s.step,
+      events,
+      counted: countedSince(m, before),
+    });
+    expect(outcome(p.generated, gv, gs, p.genRt.events, gHits)).toEqual(outcome(p.interpreted, iv, is, p.intRt.events, iHits));
+  }
+}
+
+function hitsByRule(m: GeneratedModule): Record<string, number> {
+  const out: Record<string, number> = {};
+  m.hits.forEach((n, k) => {
+    if (n > 0) out[m.rules[k]!] = n;
+  });
+  return out;
+}
+
+/** The rules `run` counted itself (accepts in the middle of a segment) since `before`. */
+function countedSince(m: GeneratedModule, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [rule, n] of Object.entries(hitsByRule(m))) if (n !== (before[rule] ?? 0)) out[rule] = n - (before[rule] ?? 0);
+  return out;
 }

@@ -86,3 +86,44 @@ describe('a router with a firewall, on a simulated network', () => {
     expect(sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx).toBeGreaterThanOrEqual(4);
   });
 });
+
+const TWO_FILTERS = `
+Iface lan { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }
+Iface wan { index: 1, address: 10.1.0.1, netmask: 255.255.255.0 }
+Gateway gw {
+  forward: [first, second],
+  inside: { net: 10.0.0.0, netmask: 255.255.255.0, iface: lan },
+  outside: { net: 10.1.0.0, netmask: 255.255.255.0, iface: wan }
+}
+Filter::IP first {
+  Filter::UDP { if (udp.dport == 1111) { drop } }
+  accept
+}
+Filter::IP second {
+  Filter::UDP { if (udp.dport == 2222) { drop } }
+  accept
+}
+`;
+
+describe('a forward chain of two functions, run as one segment', () => {
+  it('drops what either function drops and forwards what both accept', () => {
+    const sim = new Sim(TWO_FILTERS);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    for (const port of [1111, 2222, 3333]) a.udp('10.1.0.9', port, 'x');
+    sim.settle();
+    expect(b.received.map((r) => r.dport)).toEqual([3333]);
+    expect(sim.appliance.statistics()['lan.drop.forward-rule']).toBe(2);
+  });
+
+  it('counts a rule hit for each function that decided, the accepts in the middle included', () => {
+    const sim = new Sim(TWO_FILTERS);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    for (const port of [1111, 2222, 3333]) a.udp('10.1.0.9', port, 'x');
+    sim.settle();
+    const hits = Object.fromEntries(sim.appliance.ruleIds.map((id, k) => [`${sim.appliance.ir.rules[id]!.function} line ${sim.appliance.ir.rules[id]!.line}`, sim.appliance.ruleHits[k]]));
+    // first: dropped 1111, accepted 2222 and 3333; second: dropped 2222, accepted 3333.
+    expect(hits).toEqual({ 'first line 10': 1, 'first line 11': 2, 'second line 14': 1, 'second line 15': 1 });
+  });
+});
