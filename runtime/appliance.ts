@@ -1,11 +1,14 @@
 import type { FunctionState, GeneratedModule, GeneratedRuntime, PacketView } from '../compiler/codegen/runtime-api.ts';
 import { functionRuns, segmentKey } from '../compiler/codegen/segments.ts';
-import { CT_STATE, type Ir, type IrChainStep, type IrIface } from '../compiler/ir.ts';
+import { CT_STATE, type Ir, type IrChainStep, type IrIface, type IrLoadBalancer } from '../compiler/ir.ts';
+import { LoadBalancer } from '../appliances/load-balancer.ts';
+import { PortAllocator } from './port-allocator.ts';
+import { TcpStack } from './tcp/stack.ts';
 import { Conntrack } from './conntrack.ts';
 import { DhcpClient, type DhcpAction } from './dhcp-client.ts';
 import type { Nic } from './drivers/nic.ts';
 import { Inet, type ChainStep, type NicPort } from './inet.ts';
-import { arpPacket, BROADCAST_MAC, echoReply, HEADROOM, icmpError, tcpReset, udpDatagram, ZERO_MAC, type Datagram } from './messages.ts';
+import { arpPacket, BROADCAST_MAC, echoReply, HEADROOM, icmpError, tcpDatagram, tcpReset, udpDatagram, ZERO_MAC, type Datagram } from './messages.ts';
 import { Nat } from './nat.ts';
 import { loadDatagram, newPacket, type Packet } from './packet.ts';
 import { Reassembler } from './reassembly.ts';
@@ -77,6 +80,8 @@ export interface ApplianceOptions {
 }
 
 const CT_NAMES = ['invalid', 'new', 'established', 'related'];
+/** How often the TCP connections' timers (retransmission, TIME-WAIT) and the load balancer run. */
+const TCP_TICK_MS = 50;
 
 /** The key of a NIC in ApplianceEnv.nics for an Iface. */
 export function nicKey(nic: IrIface['nic']): string {
@@ -119,6 +124,7 @@ export class Appliance {
   private readonly tracer: Tracer | undefined;
   /** Work that must wait until the current packet is done (syslog datagrams). */
   private readonly deferred: (() => void)[] = [];
+  private lb: LoadBalancer | null = null;
 
   constructor(
     readonly ir: Ir,
@@ -243,10 +249,40 @@ export class Appliance {
     this.now = this.clockNow();
     for (const port of this.ports) port.nic.onReceive((frames) => this.receiveBatch(port, frames));
     for (const inet of this.ifaces.values()) this.configureIface(inet);
-    if (this.ir.loadBalancer) this.env.log('[ NaCl ] this config has a Load_balancer, which this runtime does not run yet: its clients get no answer');
+    if (this.ir.loadBalancer) this.startLoadBalancer(this.ir.loadBalancer);
     this.every(1000, () => this.tick());
     this.startTimers();
     this.flush();
+  }
+
+  private startLoadBalancer(ir: IrLoadBalancer): void {
+    const clients = this.tcpStack(this.ifaces.get(ir.clients.iface)!);
+    const servers = this.tcpStack(this.ifaces.get(ir.servers.iface)!);
+    const lb = new LoadBalancer(ir, { clients, servers, now: () => this.clockNow(), log: (line) => this.env.log(line) });
+    this.lb = lb;
+    lb.start();
+    this.env.log(`[ NaCl LB ] ${ir.name}: clients on ${ir.clients.iface} port ${ir.clients.port}, ${ir.servers.pool.length} nodes via ${ir.servers.iface} (${ir.servers.algorithm})`);
+    this.every(TCP_TICK_MS, () => {
+      for (const inet of this.ifaces.values()) inet.tcp?.tick(this.now);
+      lb.tick(this.now);
+    });
+  }
+
+  /** The Iface's TCP endpoints; its ephemeral ports are shared with masquerade on the same address. */
+  private tcpStack(inet: Inet): TcpStack {
+    if (!inet.tcp) {
+      const ports = this.nat && inet.address !== 0 ? this.nat.portsFor(inet.address) : new PortAllocator(this.env.random);
+      inet.tcp = new TcpStack({
+        address: () => inet.address,
+        send: (remote, segment) => {
+          if (inet.address !== 0) this.output(inet, tcpDatagram(inet.address, remote, segment));
+        },
+        now: () => this.clockNow(),
+        ports,
+        random: this.env.random,
+      });
+    }
+    return inet.tcp;
   }
 
   // Whole milliseconds: an integer travels through calls as a small integer,
@@ -514,6 +550,13 @@ export class Appliance {
       return;
     }
     if (protocol === IpProtocol.Tcp) {
+      const src = ipv4Src(bytes, l3);
+      if (!broadcast && inet.tcp && inet.tcp.takes(src, (bytes[l4]! << 8) | bytes[l4 + 1]!, (bytes[l4 + 2]! << 8) | bytes[l4 + 3]!, bytes[l4 + 13]!)) {
+        // Traced before the stack runs: what it sends in answer comes after the delivery.
+        if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: 'TCP: delivered to a local connection or listener' });
+        inet.tcp.receive(src, bytes, l4, end);
+        return;
+      }
       if (this.tracer) this.trace({ kind: 'deliver', iface: inet.name, what: 'TCP: no listener on this port (RST)' });
       if (!broadcast && !(bytes[l4 + 13]! & 0x04)) this.output(inet, tcpReset(bytes, l3, end));
       return;
@@ -795,7 +838,7 @@ export class Appliance {
           break;
         }
         case 'lb':
-          if (this.ir.loadBalancer) this.env.log('[ NaCl Timer LB ] the load balancer is not available in this runtime');
+          if (this.lb) for (const line of this.lb.report()) this.env.log(`[ NaCl Timer LB ] ${line}`);
           break;
         case 'stack-sampling':
           this.env.log('[ NaCl Timer Stack Sampling ] stack sampling is not available in this runtime');
@@ -844,6 +887,8 @@ export class Appliance {
     }
     if (this.conntrack) for (const [k, v] of Object.entries(this.conntrack.counters)) out[`conntrack.${k}`] = v as number;
     if (this.nat) for (const [k, v] of Object.entries(this.nat.counters)) out[`nat.${k}`] = v as number;
+    for (const inet of this.ifaces.values()) if (inet.tcp) for (const [k, v] of Object.entries(inet.tcp.counters)) out[`${inet.name}.tcp.${k}`] = v;
+    if (this.lb) for (const [k, v] of Object.entries(this.lb.counters)) out[`lb.${k}`] = v;
     return out;
   }
 

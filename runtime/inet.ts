@@ -1,5 +1,6 @@
 import type { ChainName, IrIface } from '../compiler/ir.ts';
 import { ArpCache } from './arp-cache.ts';
+import type { TcpStack } from './tcp/stack.ts';
 import type { Datagram } from './messages.ts';
 import type { DhcpClient } from './dhcp-client.ts';
 import type { Nic } from './drivers/nic.ts';
@@ -81,6 +82,8 @@ export class Inet {
   dhcp: DhcpClient | null = null;
   /** Local UDP endpoints by port. */
   readonly udp = new Map<number, (payload: Uint8Array, src: number, sport: number) => void>();
+  /** TCP endpoints on this Iface's address (the load balancer's); null when nothing here speaks TCP. */
+  tcp: TcpStack | null = null;
 
   // Copied out of the IR once: the data path reads these per packet, and a
   // field of this class is cheaper than a walk into the IR's JSON objects.

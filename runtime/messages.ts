@@ -2,7 +2,7 @@ import { ArpOperation, ArpRepr } from './wire/arp.ts';
 import { broadcastMac, ETHERNET_HEADER_LEN } from './wire/ethernet.ts';
 import { fillIcmpv4Checksum, Icmpv4Type } from './wire/icmpv4.ts';
 import { fillIpv4Checksum, ipv4Dst, ipv4HeaderLen, ipv4Src, ipv4TotalLen, IpProtocol } from './wire/ipv4.ts';
-import { fillTcpChecksum, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpSeq, tcpSrcPort, TcpFlag } from './wire/tcp.ts';
+import { fillTcpChecksum, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpSeq, tcpSrcPort, TcpFlag, TcpRepr } from './wire/tcp.ts';
 import { fillUdpChecksum } from './wire/udp.ts';
 import { VLAN_HEADER_LEN } from './wire/vlan.ts';
 import { writeU16, writeU32 } from './wire/field.ts';
@@ -96,6 +96,14 @@ export function tcpReset(seg: Uint8Array, l3: number, end: number): Datagram {
   }
   b[o + 12] = 5 << 4;
   fillTcpChecksum(b, o, 20, src, dst);
+  return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
+}
+
+/** A segment of one of the appliance's own TCP connections. */
+export function tcpDatagram(src: number, dst: number, segment: TcpRepr): Datagram {
+  const { b, total } = datagram(TcpRepr.bufferLen(segment));
+  ipHeader(b, total, IpProtocol.Tcp, src, dst);
+  TcpRepr.emit(segment, b, HEADROOM + 20, src, dst);
   return { bytes: b, l3: HEADROOM, end: HEADROOM + total };
 }
 

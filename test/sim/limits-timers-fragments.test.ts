@@ -54,10 +54,22 @@ describe('Timers on a simulated network', () => {
   });
 });
 
-describe('a config this runtime cannot fully run', () => {
-  it('says at boot that its Load_balancer is not running', () => {
+describe('a config with a Load_balancer, on a simulated network', () => {
+  it('says at boot where its clients connect and how many nodes it has', () => {
     const sim = new Sim(readFileSync(join(EXAMPLES_DIR, 'lb.nacl'), 'utf8'), 2);
-    expect(sim.logs).toContain('[ NaCl ] this config has a Load_balancer, which this runtime does not run yet: its clients get no answer');
+    expect(sim.logs).toContain('[ NaCl LB ] lb: clients on outside port 80, 2 nodes via inside (round_robin)');
+  });
+
+  it('answers a SYN to its clients port with SYN-ACK, and one to another port with RST', () => {
+    const sim = new Sim(readFileSync(join(EXAMPLES_DIR, 'lb.nacl'), 'utf8'), 2);
+    const a = sim.host('a', 0, '10.20.17.5', 24);
+    a.syn('10.20.17.71', 80);
+    a.syn('10.20.17.71', 81);
+    sim.settle();
+    expect(a.received.map((r) => [r.src, r.sport, r.detail & 0x17])).toEqual([
+      ['10.20.17.71', 80, 0x12],
+      ['10.20.17.71', 81, 0x14],
+    ]);
   });
 });
 

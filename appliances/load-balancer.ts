@@ -1,0 +1,375 @@
+import type { IrLoadBalancer, LbAlgorithm } from '../compiler/ir.ts';
+import type { TcpConnection, TcpEvent } from '../runtime/tcp/connection.ts';
+import type { TcpSocket, TcpStack } from '../runtime/tcp/stack.ts';
+import { parseIpv4Address } from '../runtime/wire/ipv4.ts';
+
+/*
+ * The TCP load balancer (microLB, runtime-semantics.md 7): clients connect to
+ * a port on the clients' Iface; each client is spliced, byte stream to byte
+ * stream, to a new connection from the servers' Iface to one node of the
+ * pool. Decisions for this project (7.1, 7.5, 14):
+ *
+ * - `session_limit` spliced sessions at most; more clients wait in a FIFO
+ *   queue; beyond `wait_queue_limit` waiting clients a new client is refused
+ *   with RST. A client that has waited WAIT_TIMEOUT is dropped (RST).
+ * - `algorithm`: round_robin, least_connections (fewest open sessions) or
+ *   source_hash (rendezvous hashing of the client address: removing a node
+ *   remaps only the clients that were on it).
+ * - A node is down after a failed connect (refused or timed out); the client
+ *   is then tried on the next node at once. Down nodes are checked with a
+ *   plain TCP connect, first CHECK_RETRY after the failure, then every
+ *   CHECK_INTERVAL; a successful check brings the node back. Nodes start
+ *   unchecked and are checked at start; until a check or a session succeeds
+ *   they are used as if up, so the first clients need not wait.
+ * - Backend connections are opened per client; there is no pool of idle
+ *   connections (upstream kept the health check's connection for the next
+ *   client; closing it keeps the node's connection count honest).
+ * - Flow control is each connection's own: bytes move only while the other
+ *   side's send buffer has room, so a slow reader closes the fast sender's
+ *   TCP window instead of filling the appliance's memory.
+ */
+
+export const CHECK_RETRY = 8_000;
+export const CHECK_INTERVAL = 30_000;
+export const WAIT_TIMEOUT = 60_000;
+
+export interface LoadBalancerHost {
+  readonly clients: TcpStack;
+  readonly servers: TcpStack;
+  now(): number;
+  log(line: string): void;
+}
+
+interface Node {
+  readonly label: string;
+  readonly address: number;
+  readonly port: number;
+  state: 'unchecked' | 'up' | 'down';
+  /** Open sessions (least_connections). */
+  sessions: number;
+  /** Backend connects in progress. */
+  connecting: number;
+  nextCheck: number;
+  checking: boolean;
+}
+
+interface Waiting {
+  readonly client: TcpSocket;
+  readonly since: number;
+  /** Nodes that refused this client already. */
+  readonly tried: Set<Node>;
+  /** The client closed its side (sent everything) before it got a node. */
+  ended: boolean;
+}
+
+interface Session {
+  readonly client: TcpSocket;
+  readonly backend: TcpSocket;
+  readonly node: Node;
+  clientEnded: boolean;
+  backendEnded: boolean;
+  ended: boolean;
+  /** A pump is moving bytes from this side: an event emitted while it reads or writes must not start a second pump that closes the other side before the first one's write. */
+  pumping: { client: boolean; backend: boolean };
+}
+
+export interface LoadBalancerCounters {
+  sessions_total: number;
+  sessions_open: number;
+  waiting: number;
+  clients_refused: number;
+  clients_wait_timeout: number;
+  backend_connect_failures: number;
+  health_checks: number;
+}
+
+export class LoadBalancer {
+  readonly counters: LoadBalancerCounters = {
+    sessions_total: 0,
+    sessions_open: 0,
+    waiting: 0,
+    clients_refused: 0,
+    clients_wait_timeout: 0,
+    backend_connect_failures: 0,
+    health_checks: 0,
+  };
+  readonly nodes: readonly Node[];
+  private readonly queue: Waiting[] = [];
+  private readonly algorithm: LbAlgorithm;
+  private cursor = 0;
+  /** sessions_total at the last report, for its "+delta". */
+  private reported = 0;
+
+  constructor(
+    private readonly ir: IrLoadBalancer,
+    private readonly host: LoadBalancerHost,
+  ) {
+    this.algorithm = ir.servers.algorithm;
+    this.nodes = ir.servers.pool.map((n) => ({
+      label: `${n.address}:${n.port}`,
+      address: parseIpv4Address(n.address)!,
+      port: n.port,
+      state: 'unchecked' as const,
+      sessions: 0,
+      connecting: 0,
+      nextCheck: 0,
+      checking: false,
+    }));
+  }
+
+  start(): void {
+    this.host.clients.listen(this.ir.clients.port, { accept: (client) => this.accept(client) });
+    for (const node of this.nodes) this.check(node);
+  }
+
+  /** Health checks and wait timeouts that are due. */
+  tick(now: number): void {
+    for (const node of this.nodes) if (node.state === 'down' && !node.checking && now >= node.nextCheck) this.check(node);
+    while (this.queue.length > 0 && now - this.queue[0]!.since >= WAIT_TIMEOUT) {
+      const waiting = this.queue.shift()!;
+      this.counters.clients_wait_timeout++;
+      waiting.client.connection.abort();
+    }
+    this.counters.waiting = this.queue.length;
+  }
+
+  /** The `lb` Timer item (runtime-semantics.md 7.8), with our counters in it. */
+  report(): string[] {
+    const c = this.counters;
+    const delta = c.sessions_total - this.reported;
+    this.reported = c.sessions_total;
+    const connecting = this.nodes.reduce((n, node) => n + node.connecting, 0);
+    const lines = [
+      `Total ${c.sessions_total} (+${delta}) Sess ${c.sessions_open} Wait ${this.queue.length} TO ${c.clients_wait_timeout} - Pool 0 C.Att ${connecting} Err ${c.backend_connect_failures} Refused ${c.clients_refused}`,
+    ];
+    for (let i = 0; i < this.nodes.length; i += 2) {
+      lines.push(
+        this.nodes
+          .slice(i, i + 2)
+          .map((n) => `[${n.label} ${n.state === 'down' ? 'OFF' : 'ONL'} P=0 C=${n.connecting} S=${n.sessions}]`)
+          .join(' '),
+      );
+    }
+    return lines;
+  }
+
+  private accept(client: TcpSocket): void {
+    const waiting: Waiting = { client, since: this.host.now(), tried: new Set(), ended: false };
+    if (this.queue.length === 0 && this.counters.sessions_open + this.connecting() < this.ir.clients.sessionLimit && this.assign(waiting)) return;
+    if (this.queue.length >= this.ir.clients.waitQueueLimit) {
+      this.counters.clients_refused++;
+      client.connection.abort();
+      return;
+    }
+    // Bytes the client sends while it waits stay in its receive buffer: its window closes, nothing is lost.
+    this.wait(waiting);
+    this.queue.push(waiting);
+    this.counters.waiting = this.queue.length;
+  }
+
+  /** The client's handler while it has no node. */
+  private wait(waiting: Waiting): void {
+    waiting.client.onEvent = (e) => {
+      if (e.kind === 'end') waiting.ended = true;
+      if (e.kind === 'reset' || e.kind === 'closed') this.forget(waiting);
+    };
+  }
+
+  private connecting(): number {
+    let n = 0;
+    for (const node of this.nodes) n += node.connecting;
+    return n;
+  }
+
+  private forget(waiting: Waiting): void {
+    const i = this.queue.indexOf(waiting);
+    if (i >= 0) this.queue.splice(i, 1);
+    this.counters.waiting = this.queue.length;
+  }
+
+  /** Serves waiting clients while sessions are free and nodes are left to try. */
+  private drain(): void {
+    while (this.queue.length > 0 && this.counters.sessions_open + this.connecting() < this.ir.clients.sessionLimit) {
+      const waiting = this.queue[0]!;
+      if (!this.assign(waiting)) return;
+      this.queue.shift();
+    }
+    this.counters.waiting = this.queue.length;
+  }
+
+  /** Starts connecting the client to a node; false when no node is available to it. */
+  private assign(waiting: Waiting): boolean {
+    const node = this.pick(waiting);
+    if (!node) return false;
+    const client = waiting.client;
+    node.connecting++;
+    let session: Session | null = null;
+    const backend = this.host.servers.connect(node.address, node.port, (e) => {
+      if (session) return this.sessionEvent(session, 'backend', e);
+      if (e.kind === 'connected') {
+        node.connecting--;
+        node.state = 'up';
+        session = this.splice(waiting, backend!, node);
+        // Whatever the client sent while it waited.
+        this.pump(session, client.connection, backend!.connection, 'client');
+        return;
+      }
+      if (e.kind === 'reset' || e.kind === 'closed') {
+        node.connecting--;
+        this.counters.backend_connect_failures++;
+        this.markDown(node);
+        waiting.tried.add(node);
+        // Try the next node at once; with none left the client waits for a check to succeed.
+        if (client.connection.state === 'closed') return;
+        if (!this.assign(waiting)) {
+          this.wait(waiting);
+          this.queue.unshift(waiting);
+          this.counters.waiting = this.queue.length;
+        }
+      }
+    });
+    if (!backend) {
+      node.connecting--;
+      this.counters.backend_connect_failures++;
+      return false;
+    }
+    client.onEvent = (e) => {
+      if (session) return this.sessionEvent(session, 'client', e);
+      if (e.kind === 'end') waiting.ended = true;
+      // The client left before its backend answered: give the backend up too.
+      if (e.kind === 'reset' || e.kind === 'closed') backend.connection.abort();
+    };
+    return true;
+  }
+
+  private pick(waiting: Waiting): Node | null {
+    const candidates = this.nodes.filter((n) => n.state !== 'down' && !waiting.tried.has(n));
+    if (candidates.length === 0) return null;
+    switch (this.algorithm) {
+      case 'round_robin': {
+        for (let i = 0; i < this.nodes.length; i++) {
+          const node = this.nodes[(this.cursor + i) % this.nodes.length]!;
+          if (candidates.includes(node)) {
+            this.cursor = (this.nodes.indexOf(node) + 1) % this.nodes.length;
+            return node;
+          }
+        }
+        return null;
+      }
+      case 'least_connections': {
+        let best: Node | null = null;
+        for (let i = 0; i < this.nodes.length; i++) {
+          const node = this.nodes[(this.cursor + i) % this.nodes.length]!;
+          if (candidates.includes(node) && (!best || node.sessions + node.connecting < best.sessions + best.connecting)) best = node;
+        }
+        this.cursor = (this.nodes.indexOf(best!) + 1) % this.nodes.length;
+        return best;
+      }
+      case 'source_hash': {
+        const source = waiting.client.remoteAddress;
+        let best: Node | null = null;
+        let bestScore = -1;
+        for (const node of candidates) {
+          const score = rendezvousScore(source, node.address, node.port);
+          if (score > bestScore) {
+            best = node;
+            bestScore = score;
+          }
+        }
+        return best;
+      }
+    }
+  }
+
+  private splice(waiting: Waiting, backend: TcpSocket, node: Node): Session {
+    node.sessions++;
+    this.counters.sessions_open++;
+    this.counters.sessions_total++;
+    return { client: waiting.client, backend, node, clientEnded: waiting.ended, backendEnded: false, ended: false, pumping: { client: false, backend: false } };
+  }
+
+  private sessionEvent(session: Session, side: 'client' | 'backend', e: TcpEvent): void {
+    const self = side === 'client' ? session.client : session.backend;
+    const other = side === 'client' ? session.backend : session.client;
+    switch (e.kind) {
+      case 'readable':
+        return this.pump(session, self.connection, other.connection, side);
+      case 'writable':
+        // Room again on this side: move what the other side has waiting.
+        return this.pump(session, other.connection, self.connection, side === 'client' ? 'backend' : 'client');
+      case 'end':
+        if (side === 'client') session.clientEnded = true;
+        else session.backendEnded = true;
+        this.pump(session, self.connection, other.connection, side);
+        // Both directions are finished: what is left (sending the last bytes, FINs, TIME-WAIT) is TCP's
+        // own work, and the session no longer counts against session_limit.
+        if (session.clientEnded && session.backendEnded) this.end(session);
+        return;
+      case 'closed':
+      case 'reset':
+        // A reset on one side resets the other: the peer must not take a cut stream for a whole one.
+        if (e.kind === 'reset' && other.connection.state !== 'closed') other.connection.abort();
+        this.end(session);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Moves bytes from one side to the other while the receiving side has room; passes the end on after the last byte. */
+  private pump(session: Session, from: TcpConnection, to: TcpConnection, fromSide: 'client' | 'backend'): void {
+    if (session.pumping[fromSide]) return;
+    session.pumping[fromSide] = true;
+    while (from.readable > 0 && to.writableSpace > 0) {
+      const data = from.read(to.writableSpace);
+      if (data.length === 0) break;
+      to.write(data);
+    }
+    session.pumping[fromSide] = false;
+    const ended = fromSide === 'client' ? session.clientEnded : session.backendEnded;
+    if (ended && from.readable === 0) to.close();
+  }
+
+  private end(session: Session): void {
+    if (session.ended) return;
+    session.ended = true;
+    session.node.sessions--;
+    this.counters.sessions_open--;
+    this.drain();
+  }
+
+  private markDown(node: Node): void {
+    if (node.state !== 'down') this.host.log(`[ NaCl LB ] node ${node.label} is down`);
+    node.state = 'down';
+    node.nextCheck = this.host.now() + CHECK_RETRY;
+  }
+
+  /** A plain TCP connect; success brings the node up, failure keeps it down. */
+  private check(node: Node): void {
+    node.checking = true;
+    this.counters.health_checks++;
+    const socket = this.host.servers.connect(node.address, node.port, (e) => {
+      if (e.kind === 'connected') {
+        node.checking = false;
+        if (node.state === 'down') this.host.log(`[ NaCl LB ] node ${node.label} is up`);
+        node.state = 'up';
+        socket?.connection.close();
+        this.drain();
+      } else if ((e.kind === 'reset' || e.kind === 'closed') && node.checking) {
+        node.checking = false;
+        const wasDown = node.state === 'down';
+        this.markDown(node);
+        if (wasDown) node.nextCheck = this.host.now() + CHECK_INTERVAL;
+      }
+    });
+    if (!socket) node.checking = false;
+  }
+}
+
+/** Highest-random-weight hashing: each (client, node) pair gets a score; the client goes to the best node that is up. */
+function rendezvousScore(source: number, address: number, port: number): number {
+  let h = Math.imul(source ^ 0x9e3779b9, 0x85ebca6b) ^ address;
+  h = Math.imul(h ^ (h >>> 15), 0xc2b2ae35) ^ port;
+  h = Math.imul(h ^ (h >>> 13), 0x27d4eb2f);
+  return (h ^ (h >>> 16)) >>> 0;
+}

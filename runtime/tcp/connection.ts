@@ -1,0 +1,1052 @@
+import { TcpFlag, type TcpRepr } from '../wire/tcp.ts';
+import { encodeTcpOptions, parseTcpOptions } from '../wire/tcp-options.ts';
+
+/*
+ * One TCP connection (RFC 9293) as a state machine with no I/O: the stack
+ * feeds it the segments of its 4-tuple and the time, and it transmits through
+ * `send` and reports through `event`, both called synchronously. Deliberately
+ * small: no window scaling, SACK or timestamps (we never offer them, so a peer
+ * must not use them), no delayed ACKs and no Nagle - a load balancer on a LAN
+ * wants low latency more than fewer packets. Congestion control is NewReno
+ * (RFC 5681, RFC 6582) with go-back-N after a timeout; RTO per RFC 6298; RST
+ * and SYN handling per RFC 5961.
+ *
+ * write/read/close/abort take no time argument: timers they arm count from the
+ * last `now` given to receive/tick (or the options).
+ */
+
+export type TcpState =
+  | 'syn-sent'
+  | 'syn-received'
+  | 'established'
+  | 'fin-wait-1'
+  | 'fin-wait-2'
+  | 'close-wait'
+  | 'closing'
+  | 'last-ack'
+  | 'time-wait'
+  | 'closed';
+
+export interface TcpConnectionOptions {
+  localPort: number;
+  remotePort: number;
+  /** Initial send sequence number, chosen by the stack. */
+  isn: number;
+  /** ms */
+  now: number;
+  /** Our MSS, default 1460. */
+  mss?: number;
+  /** Bytes write() accepts (unacknowledged included) before it returns less, default 256 KiB. */
+  sendBufferLimit?: number;
+  /** Unread bytes we buffer, which bounds the window we advertise; default 64 KiB (the field caps it at 65535). */
+  receiveBufferLimit?: number;
+  /** ms for an active open to complete, default 10000. */
+  connectTimeout?: number;
+  /** ms in TIME-WAIT, default 60000 (2*MSL, MSL 30 s). */
+  timeWait?: number;
+  /** Transmits a segment; the stack adds IP. */
+  send(segment: TcpRepr): void;
+  event(e: TcpEvent): void;
+}
+
+export type TcpResetReason = 'rst-received' | 'connect-timeout' | 'retransmit-timeout' | 'refused';
+
+export type TcpEvent =
+  /** The handshake completed (active or passive open). */
+  | { kind: 'connected' }
+  /** New in-order bytes can be read(). */
+  | { kind: 'readable' }
+  /** The send buffer had been full (write() took less than offered) and now has room. */
+  | { kind: 'writable' }
+  /**
+   * The peer's FIN arrived in order (EOF): nothing follows the bytes already
+   * readable, which may still be unread. Comes after the 'readable' for them.
+   */
+  | { kind: 'end' }
+  /** The connection is over and can be forgotten. */
+  | { kind: 'closed' }
+  /** Abnormal end; no events follow and the state is 'closed'. */
+  | { kind: 'reset'; reason: TcpResetReason };
+
+// --- sequence numbers ---------------------------------------------------------
+
+/** Sequence numbers compare modulo 2^32 (RFC 9293 3.4): a is before b when b - a, as a signed 32-bit value, is positive. */
+export function seqAdd(a: number, n: number): number {
+  return (a + n) >>> 0;
+}
+
+/** a - b as a signed 32-bit distance. */
+export function seqDiff(a: number, b: number): number {
+  return (a - b) | 0;
+}
+
+export function seqLt(a: number, b: number): boolean {
+  return seqDiff(a, b) < 0;
+}
+
+export function seqLe(a: number, b: number): boolean {
+  return seqDiff(a, b) <= 0;
+}
+
+export function seqGt(a: number, b: number): boolean {
+  return seqDiff(a, b) > 0;
+}
+
+export function seqGe(a: number, b: number): boolean {
+  return seqDiff(a, b) >= 0;
+}
+
+function seqMax(a: number, b: number): number {
+  return seqGt(a, b) ? a : b;
+}
+
+// --- constants ------------------------------------------------------------------
+
+const DEFAULT_MSS = 1460;
+/** RFC 9293 3.7.1: the MSS to assume when the peer's SYN carries none. */
+const DEFAULT_PEER_MSS = 536;
+/** Linux's TCP_MIN_MSS: a hostile tiny MSS must not make us send a byte per segment. */
+const MIN_PEER_MSS = 88;
+const MAX_WINDOW = 0xffff;
+const INITIAL_RTO = 1000;
+const MIN_RTO = 200;
+const MAX_RTO = 60_000;
+/** RFC 6298 5.7: the RTO once data flows after a SYN had to be retransmitted. */
+const RTO_AFTER_SYN_LOSS = 3000;
+const MAX_SYN_RETRIES = 4;
+const MAX_DATA_RETRIES = 10;
+const DUP_ACK_THRESHOLD = 3;
+/** The least time between ACKs that answer bare segments we cannot take (Linux's tcp_invalid_ratelimit). */
+const ANSWER_INTERVAL = 500;
+/** "Arbitrarily high" (RFC 5681 3.1) until the first loss. */
+const INITIAL_SSTHRESH = 0x7fffffff;
+const EMPTY = new Uint8Array(0);
+
+const { Fin, Syn, Rst, Psh, Ack } = TcpFlag;
+
+/** The fields we use of an incoming segment, coerced to their wire ranges whatever the caller passed. */
+interface Incoming {
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+  options: Uint8Array | undefined;
+  payload: Uint8Array;
+}
+
+function seqLen(s: Incoming): number {
+  return s.payload.length + (s.flags & Syn ? 1 : 0) + (s.flags & Fin ? 1 : 0);
+}
+
+function u32(x: unknown): number {
+  return typeof x === 'number' ? x >>> 0 : 0;
+}
+
+function isBytes(x: unknown): x is Uint8Array {
+  return ArrayBuffer.isView(x) && (x as Uint8Array).BYTES_PER_ELEMENT === 1;
+}
+
+function incoming(s: TcpRepr): Incoming | undefined {
+  if (typeof s !== 'object' || s === null) return undefined;
+  return {
+    seq: u32(s.seq),
+    ack: u32(s.ack),
+    flags: u32(s.flags) & 0xff,
+    window: Math.min(MAX_WINDOW, u32(s.window)),
+    options: isBytes(s.options) ? s.options : undefined,
+    payload: isBytes(s.payload) ? s.payload : EMPTY,
+  };
+}
+
+/** A positive integer option, or the default when absent or nonsense. */
+function positive(value: number | undefined, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 1 ? Math.floor(value) : fallback;
+}
+
+// --- byte queue -----------------------------------------------------------------
+
+/**
+ * A ring buffer of at most `limit` bytes that grows as it fills, so an idle
+ * connection does not hold its whole buffer limits.
+ */
+class ByteQueue {
+  #buf: Uint8Array = EMPTY;
+  #head = 0;
+  #length = 0;
+
+  constructor(readonly limit: number) {}
+
+  get length(): number {
+    return this.#length;
+  }
+
+  get free(): number {
+    return this.limit - this.#length;
+  }
+
+  /** Appends what fits; returns how many bytes were taken. */
+  push(data: Uint8Array): number {
+    const n = Math.min(data.length, this.free);
+    if (n <= 0) return 0;
+    this.#reserve(this.#length + n);
+    const cap = this.#buf.length;
+    const tail = (this.#head + this.#length) % cap;
+    const first = Math.min(n, cap - tail);
+    this.#buf.set(data.subarray(0, first), tail);
+    if (n > first) this.#buf.set(data.subarray(first, n), 0);
+    this.#length += n;
+    return n;
+  }
+
+  /** A copy of `n` bytes from `offset`, clamped to what is queued. */
+  copy(offset: number, n: number): Uint8Array {
+    const start = Math.max(0, Math.min(offset, this.#length));
+    const count = Math.max(0, Math.min(n, this.#length - start));
+    const out = new Uint8Array(count);
+    if (count === 0) return out;
+    const cap = this.#buf.length;
+    const at = (this.#head + start) % cap;
+    const first = Math.min(count, cap - at);
+    out.set(this.#buf.subarray(at, at + first));
+    if (count > first) out.set(this.#buf.subarray(0, count - first), first);
+    return out;
+  }
+
+  drop(n: number): void {
+    const count = Math.max(0, Math.min(n, this.#length));
+    if (count === 0) return;
+    this.#length -= count;
+    this.#head = this.#length === 0 ? 0 : (this.#head + count) % this.#buf.length;
+  }
+
+  take(n: number): Uint8Array {
+    const out = this.copy(0, n);
+    this.drop(out.length);
+    return out;
+  }
+
+  clear(): void {
+    this.#buf = EMPTY;
+    this.#head = 0;
+    this.#length = 0;
+  }
+
+  #reserve(size: number): void {
+    if (size <= this.#buf.length) return;
+    const next = new Uint8Array(Math.min(this.limit, Math.max(size, this.#buf.length * 2, 4096)));
+    next.set(this.copy(0, this.#length));
+    this.#buf = next;
+    this.#head = 0;
+  }
+}
+
+// --- the connection ---------------------------------------------------------------
+
+export class TcpConnection {
+  readonly #opts: TcpConnectionOptions;
+  #state: TcpState;
+  #now: number;
+
+  // Send side. SND.UNA/NXT/WND/WL1/WL2 as in RFC 9293; SND.MAX (as in BSD) is
+  // the highest sequence number sent, which SND.NXT falls back from on a timeout.
+  readonly #iss: number;
+  #sndUna: number;
+  #sndNxt: number;
+  #sndMax: number;
+  /** The end of a zero-window probe byte, which lies beyond SND.MAX. */
+  #probeEnd: number;
+  #sndWnd = 0;
+  #sndWl1 = 0;
+  #sndWl2 = 0;
+  #maxSndWnd = 0;
+  /** Sequence number of the send buffer's first byte. */
+  #dataSeq: number;
+  readonly #sendBuf: ByteQueue;
+  /** close() was called: a FIN follows the last byte of the send buffer. */
+  #finQueued = false;
+  #writeBlocked = false;
+  /** Effective send MSS. */
+  #mss: number;
+  readonly #ourMss: number;
+
+  // Congestion control.
+  #cwnd: number;
+  #ssthresh = INITIAL_SSTHRESH;
+  #dupAcks = 0;
+  #inRecovery = false;
+  #recover: number;
+
+  // RTT and timers.
+  #srtt: number | undefined;
+  #rttvar = 0;
+  #rto = INITIAL_RTO;
+  /** The ACK that ends the RTT measurement in progress (one at a time, never of a retransmission). */
+  #rttSeq: number | undefined;
+  #rttSentAt = 0;
+  #retries = 0;
+  #synRetransmitted = false;
+  #rtoAt: number | undefined;
+  #persistAt: number | undefined;
+  #persistBackoff = INITIAL_RTO;
+  #probesUnanswered = 0;
+  #connectAt: number | undefined;
+  #timeWaitAt: number | undefined;
+
+  // Receive side.
+  #irs = 0;
+  #rcvNxt = 0;
+  /** RCV.NXT + the window we last advertised: the right edge the peer knows. */
+  #rcvAdvRight = 0;
+  readonly #rcvBuf: ByteQueue;
+  #finReceived = false;
+  /** Data or a FIN arrived in order and no segment has carried its ACK yet. */
+  #ackNeeded = false;
+  /** When we last answered a segment that took no sequence space with an ACK (see #answer). */
+  #answeredAt = -Infinity;
+
+  // Events, delivered after the state they report is in place.
+  #events: TcpEvent[] = [];
+  #flushing = false;
+  #terminated = false;
+
+  private constructor(opts: TcpConnectionOptions, state: TcpState) {
+    this.#opts = opts;
+    this.#state = state;
+    this.#now = Number.isFinite(opts.now) ? opts.now : 0;
+    this.#iss = u32(opts.isn);
+    this.#sndUna = this.#iss;
+    this.#sndNxt = this.#iss;
+    this.#sndMax = this.#iss;
+    this.#probeEnd = this.#iss;
+    this.#recover = this.#iss;
+    this.#dataSeq = seqAdd(this.#iss, 1);
+    this.#ourMss = Math.min(MAX_WINDOW, positive(opts.mss, DEFAULT_MSS));
+    this.#mss = this.#ourMss;
+    this.#cwnd = initialCwnd(this.#mss);
+    this.#sendBuf = new ByteQueue(positive(opts.sendBufferLimit, 256 * 1024));
+    this.#rcvBuf = new ByteQueue(positive(opts.receiveBufferLimit, 64 * 1024));
+  }
+
+  /** Active open: sends a SYN with our MSS. */
+  static connect(opts: TcpConnectionOptions): TcpConnection {
+    const c = new TcpConnection(opts, 'syn-sent');
+    c.#connectAt = c.#now + positive(opts.connectTimeout, 10_000);
+    c.#sendSyn();
+    c.#updateTimers();
+    return c;
+  }
+
+  /**
+   * Passive open from a SYN the stack received: sends a SYN-ACK with our MSS.
+   * Anything but a SYN without ACK or RST gives a connection that is already
+   * closed and sends nothing; the stack should answer such a segment itself.
+   */
+  static accept(opts: TcpConnectionOptions, syn: TcpRepr): TcpConnection {
+    const c = new TcpConnection(opts, 'syn-received');
+    const seg = incoming(syn);
+    if (seg === undefined || (seg.flags & (Syn | Ack | Rst)) !== Syn) {
+      c.#state = 'closed';
+      c.#terminated = true;
+      return c;
+    }
+    // Data or a FIN on the SYN is not taken: the peer sends it again once we ACK only the SYN.
+    c.#irs = seg.seq;
+    c.#rcvNxt = seqAdd(seg.seq, 1);
+    c.#rcvAdvRight = c.#rcvNxt;
+    c.#negotiateMss(seg.options);
+    c.#sendSyn();
+    c.#updateTimers();
+    return c;
+  }
+
+  get state(): TcpState {
+    return this.#state;
+  }
+
+  /** Bytes read() can return now. */
+  get readable(): number {
+    return this.#rcvBuf.length;
+  }
+
+  /** Bytes write() would accept now. */
+  get writableSpace(): number {
+    return this.#canWrite() ? this.#sendBuf.free : 0;
+  }
+
+  receive(segment: TcpRepr, now: number): void {
+    if (this.#state === 'closed') return;
+    const seg = incoming(segment);
+    if (seg === undefined) return;
+    if (Number.isFinite(now)) this.#now = now;
+    if (this.#state === 'syn-sent') this.#receiveInSynSent(seg);
+    else this.#receiveSynchronized(seg);
+    if (!this.#isClosed()) {
+      this.#output();
+      if (this.#ackNeeded) this.#sendAck();
+      this.#updateTimers();
+    }
+    this.#flush();
+  }
+
+  /** Queues up to the free send-buffer space and sends what the windows allow; returns the bytes taken. */
+  write(data: Uint8Array): number {
+    if (!this.#canWrite() || !isBytes(data)) return 0;
+    const n = this.#sendBuf.push(data);
+    // Full, whether or not this write was cut short: a writer that fills the buffer exactly (it asked writableSpace first) waits for "writable" too.
+    if (n < data.length || this.#sendBuf.free === 0) this.#writeBlocked = true;
+    if (n > 0) {
+      this.#output();
+      this.#updateTimers();
+    }
+    this.#flush();
+    return n;
+  }
+
+  /** Takes up to `max` buffered in-order bytes (all by default). */
+  read(max?: number): Uint8Array {
+    const limit = typeof max === 'number' && max >= 0 ? Math.floor(max) : Infinity;
+    const out = this.#rcvBuf.take(Math.min(limit, this.#rcvBuf.length));
+    if (out.length > 0 && this.#state !== 'closed' && !this.#finReceived && this.#windowUpdateDue()) {
+      this.#sendAck();
+      this.#flush();
+    }
+    return out;
+  }
+
+  /** Orderly close: a FIN after every byte written so far. Before the handshake completes, the FIN waits for it. */
+  close(): void {
+    if (this.#finQueued) return;
+    switch (this.#state) {
+      case 'syn-sent':
+      case 'syn-received':
+        this.#finQueued = true;
+        return;
+      case 'established':
+        this.#finQueued = true;
+        this.#state = 'fin-wait-1';
+        break;
+      case 'close-wait':
+        this.#finQueued = true;
+        this.#state = 'last-ack';
+        break;
+      default:
+        return;
+    }
+    this.#output();
+    this.#updateTimers();
+    this.#flush();
+  }
+
+  /** Ends the connection at once: an RST if the peer has a connection to reset, then only a 'closed' event. */
+  abort(): void {
+    if (this.#state === 'closed') return;
+    switch (this.#state) {
+      case 'syn-received':
+      case 'established':
+      case 'fin-wait-1':
+      case 'fin-wait-2':
+      case 'close-wait':
+        this.#sendReset();
+        break;
+      default:
+        break;
+    }
+    this.#rcvBuf.clear();
+    this.#terminate({ kind: 'closed' });
+    this.#flush();
+  }
+
+  tick(now: number): void {
+    if (this.#state === 'closed') return;
+    if (Number.isFinite(now)) this.#now = now;
+    this.#runTimers();
+    if (!this.#isClosed()) this.#updateTimers();
+    this.#flush();
+  }
+
+  /** The time (ms) of the next deadline, or undefined when no timer runs. */
+  nextTimer(): number | undefined {
+    if (this.#state === 'closed') return undefined;
+    let next: number | undefined;
+    for (const t of [this.#connectAt, this.#timeWaitAt, this.#rtoAt, this.#persistAt]) {
+      if (t !== undefined && (next === undefined || t < next)) next = t;
+    }
+    return next;
+  }
+
+  // --- incoming segments --------------------------------------------------------
+
+  /** RFC 9293 3.10.7.3. */
+  #receiveInSynSent(seg: Incoming): void {
+    const hasAck = (seg.flags & Ack) !== 0;
+    // Only the SYN is outstanding, so the one acceptable ACK is ISS+1.
+    if (hasAck && seg.ack !== this.#sndNxt) {
+      if ((seg.flags & Rst) === 0) this.#sendRaw(seg.ack, 0, Rst);
+      return;
+    }
+    if (seg.flags & Rst) {
+      if (hasAck) this.#fail('refused');
+      return;
+    }
+    if ((seg.flags & Syn) === 0) return;
+    this.#irs = seg.seq;
+    this.#rcvNxt = seqAdd(seg.seq, 1);
+    this.#rcvAdvRight = this.#rcvNxt;
+    this.#negotiateMss(seg.options);
+    if (!hasAck) {
+      // Simultaneous open: both SYNs crossed.
+      this.#state = 'syn-received';
+      this.#sendSyn();
+      return;
+    }
+    this.#handshakeDone(seg);
+    this.#sendAck();
+  }
+
+  #receiveSynchronized(seg: Incoming): void {
+    const { seq, flags } = seg;
+    if (flags & Rst) {
+      this.#receiveReset(seq);
+      return;
+    }
+    if (flags & Syn) {
+      // A retransmitted SYN means our SYN-ACK was lost: answer now rather than at our next timeout.
+      if (this.#state === 'syn-received' && (flags & Ack) === 0 && seq === this.#irs) {
+        this.#rttSeq = undefined;
+        this.#sendSyn();
+      } else {
+        this.#answer(0); // RFC 5961 4.2: a challenge ACK, whatever the sequence number.
+      }
+      return;
+    }
+    if (this.#state === 'time-wait' && flags & Fin) {
+      // The peer did not get our ACK of its FIN.
+      this.#timeWaitAt = this.#now + this.#timeWaitMs();
+      this.#sendAck();
+      return;
+    }
+
+    let payload = seg.payload;
+    let fin = (flags & Fin) !== 0;
+    const segLen = payload.length + (fin ? 1 : 0);
+    const wnd = this.#receiveWindow();
+    if (!this.#acceptable(seq, segLen, wnd)) {
+      // RFC 9293 3.10.7.4: a zero window takes no data but must still take ACKs, or a sender that
+      // is probing us could never learn that its own data was acknowledged. A bare FIN needs no
+      // buffer, so it is taken too (as Linux does) rather than waiting for the reader.
+      if (!(wnd === 0 && seq === this.#rcvNxt)) {
+        this.#answer(segLen);
+        return;
+      }
+      fin = fin && payload.length === 0;
+      payload = EMPTY;
+      this.#ackNeeded = true;
+    }
+    if ((flags & Ack) === 0) return;
+
+    if (this.#state === 'syn-received') {
+      if (!(seqGt(seg.ack, this.#sndUna) && seqLe(seg.ack, this.#sndMax))) {
+        this.#sendRaw(seg.ack, 0, Rst);
+        return;
+      }
+      this.#handshakeDone(seg);
+    } else if (!this.#receiveAck(seg)) {
+      return;
+    }
+
+    if (this.#finAcked()) {
+      if (this.#state === 'fin-wait-1') this.#state = 'fin-wait-2';
+      else if (this.#state === 'closing') this.#enterTimeWait();
+      else if (this.#state === 'last-ack') {
+        this.#terminate({ kind: 'closed' });
+        return;
+      }
+    }
+
+    if (this.#state === 'established' || this.#state === 'fin-wait-1' || this.#state === 'fin-wait-2') {
+      this.#receiveText(seq, payload, fin);
+    }
+  }
+
+  /** RFC 5961 3.2: only an RST at exactly RCV.NXT resets; one elsewhere in the window gets a challenge ACK. */
+  #receiveReset(seq: number): void {
+    // RFC 1337: an RST must not cut TIME-WAIT short.
+    if (this.#state === 'time-wait') return;
+    if (seq === this.#rcvNxt) {
+      this.#rcvBuf.clear();
+      this.#fail('rst-received');
+    } else if (seqGt(seq, this.#rcvNxt) && seqLt(seq, seqAdd(this.#rcvNxt, this.#receiveWindow()))) {
+      this.#answer(0);
+    }
+  }
+
+  /** RFC 9293 3.10.7.4's acceptability test. */
+  #acceptable(seq: number, segLen: number, wnd: number): boolean {
+    const inWindow = (s: number) => seqGe(s, this.#rcvNxt) && seqLt(s, seqAdd(this.#rcvNxt, wnd));
+    if (segLen === 0) return wnd === 0 ? seq === this.#rcvNxt : inWindow(seq);
+    return wnd > 0 && (inWindow(seq) || inWindow(seqAdd(seq, segLen - 1)));
+  }
+
+  /** The ACK that completes our SYN's handshake, in SYN-SENT (a SYN-ACK) or SYN-RECEIVED. */
+  #handshakeDone(seg: Incoming): void {
+    this.#connectAt = undefined;
+    this.#retries = 0;
+    this.#ackSent(seg.ack);
+    this.#sndWnd = seg.window;
+    this.#sndWl1 = seg.seq;
+    this.#sndWl2 = seg.ack;
+    this.#maxSndWnd = seg.window;
+    this.#cwnd = initialCwnd(this.#mss);
+    if (this.#synRetransmitted && this.#srtt === undefined) this.#rto = RTO_AFTER_SYN_LOSS;
+    this.#state = this.#finQueued ? 'fin-wait-1' : 'established';
+    this.#emit({ kind: 'connected' });
+  }
+
+  /** Step 5 of RFC 9293 3.10.7.4 in synchronized states; false when the segment is to be dropped. */
+  #receiveAck(seg: Incoming): boolean {
+    const { ack } = seg;
+    const limit = seqMax(this.#sndMax, this.#probeEnd);
+    // Acknowledges something never sent, or (RFC 5961 5.2) is too old to be from this connection.
+    if (seqGt(ack, limit) || seqLt(ack, seqAdd(this.#sndUna, -this.#maxSndWnd))) {
+      this.#answer(seqLen(seg));
+      return false;
+    }
+    if (seqLt(ack, this.#sndUna)) return true;
+    this.#probesUnanswered = 0;
+    if (ack === this.#sndUna) {
+      // RFC 5681 2: a duplicate ACK has outstanding data behind it, carries nothing and leaves the window alone.
+      const dup =
+        seqGt(this.#sndNxt, this.#sndUna) && seg.payload.length === 0 && (seg.flags & (Syn | Fin)) === 0 && seg.window === this.#sndWnd;
+      if (dup) this.#duplicateAck();
+    } else {
+      this.#newAck(ack);
+    }
+    if (seqLt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && seqLe(this.#sndWl2, ack))) {
+      this.#sndWnd = seg.window;
+      this.#sndWl1 = seg.seq;
+      this.#sndWl2 = ack;
+      this.#maxSndWnd = Math.max(this.#maxSndWnd, seg.window);
+      if (seg.window > 0) this.#persistBackoff = this.#rto;
+    }
+    return true;
+  }
+
+  #newAck(ack: number): void {
+    const acked = seqDiff(ack, this.#sndUna);
+    const freed = this.#ackSent(ack);
+    this.#retries = 0;
+    this.#rtoAt = undefined; // restarted by #updateTimers (RFC 6298 5.3)
+    this.#dupAcks = 0;
+    if (this.#inRecovery) {
+      if (seqGe(ack, this.#recover)) {
+        this.#inRecovery = false;
+        this.#cwnd = this.#ssthresh;
+      } else {
+        // RFC 6582 partial ACK: the next hole is lost too.
+        this.#retransmitFirst();
+        this.#cwnd = Math.max(this.#mss, this.#cwnd - acked + (acked >= this.#mss ? this.#mss : 0));
+      }
+    } else if (this.#cwnd < this.#ssthresh) {
+      this.#cwnd += Math.min(acked, this.#mss);
+    } else {
+      this.#cwnd += Math.max(1, Math.floor((this.#mss * this.#mss) / this.#cwnd));
+    }
+    if (freed > 0 && this.#writeBlocked) {
+      this.#writeBlocked = false;
+      this.#emit({ kind: 'writable' });
+    }
+  }
+
+  /** Moves SND.UNA to `ack` and frees the acknowledged bytes; returns how many. */
+  #ackSent(ack: number): number {
+    if (seqGt(ack, this.#sndNxt)) this.#sndNxt = ack;
+    if (seqGt(ack, this.#sndMax)) this.#sndMax = ack; // a probe byte the peer took
+    const freed = Math.max(0, Math.min(this.#sendBuf.length, seqDiff(ack, this.#dataSeq)));
+    this.#sendBuf.drop(freed);
+    this.#dataSeq = seqAdd(this.#dataSeq, freed);
+    this.#sndUna = ack;
+    if (this.#rttSeq !== undefined && seqGe(ack, this.#rttSeq)) {
+      this.#sampleRtt(this.#now - this.#rttSentAt);
+      this.#rttSeq = undefined;
+    }
+    return freed;
+  }
+
+  #duplicateAck(): void {
+    this.#dupAcks++;
+    if (this.#inRecovery) {
+      // Each duplicate means a segment left the network: let another one in.
+      this.#cwnd += this.#mss;
+    } else if (this.#dupAcks === DUP_ACK_THRESHOLD && seqGe(this.#sndUna, this.#recover)) {
+      // RFC 6582 3.2: not for duplicates of what a recovery or timeout already resent.
+      this.#ssthresh = Math.max(Math.floor(this.#flightSize() / 2), 2 * this.#mss);
+      this.#recover = this.#sndMax;
+      this.#inRecovery = true;
+      this.#retransmitFirst();
+      this.#cwnd = this.#ssthresh + DUP_ACK_THRESHOLD * this.#mss;
+    }
+  }
+
+  /** Step 7: only in-order bytes are kept; anything ahead of RCV.NXT gets a duplicate ACK. */
+  #receiveText(seq: number, payload: Uint8Array, fin: boolean): void {
+    if (payload.length === 0 && !fin) return;
+    if (seqGt(seq, this.#rcvNxt)) {
+      this.#sendAck();
+      return;
+    }
+    this.#ackNeeded = true;
+    const skip = seqDiff(this.#rcvNxt, seq);
+    let data = payload.subarray(Math.min(skip, payload.length));
+    const room = this.#receiveWindow();
+    let trimmed = false;
+    if (data.length > room) {
+      data = data.subarray(0, room);
+      trimmed = true;
+    }
+    if (data.length > 0) {
+      this.#rcvBuf.push(data);
+      this.#rcvNxt = seqAdd(this.#rcvNxt, data.length);
+    }
+    // A FIN counts only where it sits: right after the segment's last byte, with that byte kept.
+    const finHere = fin && !trimmed && seqAdd(seq, payload.length) === this.#rcvNxt;
+    if (finHere) {
+      this.#rcvNxt = seqAdd(this.#rcvNxt, 1);
+      this.#finReceived = true;
+      if (this.#state === 'established') this.#state = 'close-wait';
+      else if (this.#state === 'fin-wait-1') this.#state = 'closing';
+      else this.#enterTimeWait();
+    }
+    if (data.length > 0) this.#emit({ kind: 'readable' });
+    if (finHere) this.#emit({ kind: 'end' });
+  }
+
+  // --- sending ----------------------------------------------------------------------
+
+  /** Sends new data (and then the FIN) as far as the peer's window and cwnd allow. */
+  #output(force = false): void {
+    if (!this.#canSend()) return;
+    for (;;) {
+      const unsent = this.#unsent();
+      if (unsent === 0) {
+        // The FIN takes no buffer space at the peer, so no window is needed for it.
+        if (this.#finQueued && this.#sndNxt === this.#finSeq()) this.#sendNew(0);
+        return;
+      }
+      const usable = seqDiff(seqAdd(this.#sndUna, Math.min(this.#sndWnd, this.#cwnd)), this.#sndNxt);
+      const len = Math.min(unsent, this.#mss, usable);
+      if (len <= 0) return;
+      // RFC 9293 3.8.6.2.1 (sender SWS avoidance): a full segment, all we have, or half the largest window.
+      if (!force && len < this.#mss && len < unsent && len < this.#maxSndWnd / 2) return;
+      force = false;
+      this.#sendNew(len);
+    }
+  }
+
+  /** Sends `len` bytes from SND.NXT (plus the FIN if they end where it goes) and advances SND.NXT. */
+  #sendNew(len: number): void {
+    const start = this.#sndNxt;
+    const fin = this.#finQueued && seqAdd(start, len) === this.#finSeq();
+    const end = seqAdd(start, this.#transmit(start, len, fin));
+    // Karn: time only segments sent for the first time, not one that also repeats bytes.
+    if (seqGe(start, this.#sndMax) && this.#rttSeq === undefined) {
+      this.#rttSeq = end;
+      this.#rttSentAt = this.#now;
+    }
+    // After a timeout a segment can start below SND.MAX and end past it.
+    if (seqGt(end, this.#sndMax)) this.#sndMax = end;
+    this.#sndNxt = end;
+  }
+
+  /** Sends the segment at `seq` of `len` buffered bytes, and the FIN if asked; returns the sequence space it takes. */
+  #transmit(seq: number, len: number, fin: boolean): number {
+    const offset = seqDiff(seq, this.#dataSeq);
+    const payload = this.#sendBuf.copy(offset, len);
+    let flags = Ack;
+    if (payload.length > 0 && offset + payload.length === this.#sendBuf.length) flags |= Psh;
+    if (fin) flags |= Fin;
+    this.#sendRaw(seq, this.#rcvNxt, flags, payload);
+    return payload.length + (fin ? 1 : 0);
+  }
+
+  /** Resends the oldest unacknowledged segment (fast retransmit, partial ACK). */
+  #retransmitFirst(): void {
+    const len = Math.min(this.#mss, this.#sendBuf.length, Math.max(0, seqDiff(this.#sndMax, this.#dataSeq)));
+    // The FIN goes along only if it was sent before: a first FIN has to advance SND.NXT.
+    const finOutstanding = this.#finQueued && seqGt(this.#sndMax, this.#finSeq());
+    if (len === 0 && !finOutstanding) return;
+    this.#rttSeq = undefined;
+    this.#transmit(this.#sndUna, len, finOutstanding && seqAdd(this.#sndUna, len) === this.#finSeq());
+  }
+
+  #sendSyn(): void {
+    const options = encodeTcpOptions({ mss: this.#ourMss });
+    const flags = this.#state === 'syn-received' ? Syn | Ack : Syn;
+    this.#sendRaw(this.#iss, flags & Ack ? this.#rcvNxt : 0, flags, EMPTY, typeof options === 'string' ? undefined : options);
+    if (this.#sndMax === this.#iss) {
+      this.#rttSeq = seqAdd(this.#iss, 1);
+      this.#rttSentAt = this.#now;
+    }
+    this.#sndNxt = seqAdd(this.#iss, 1);
+    this.#sndMax = this.#sndNxt;
+  }
+
+  /**
+   * SEQ is SND.MAX: after a timeout SND.NXT falls back, and an ACK numbered
+   * below what the peer already has would be dropped as old.
+   */
+  #sendAck(): void {
+    this.#sendRaw(this.#sndMax, this.#rcvNxt, Ack);
+  }
+
+  /**
+   * The ACK that answers a segment we cannot take. When that segment took no
+   * sequence space (a bare ACK or RST) the answer is rate-limited, as Linux
+   * does: two ends that disagree about the sequence space (one of them
+   * confused or hostile) would otherwise trade ACKs as fast as the link goes.
+   */
+  #answer(segLen: number): void {
+    if (segLen === 0) {
+      if (this.#now - this.#answeredAt < ANSWER_INTERVAL) return;
+      this.#answeredAt = this.#now;
+    }
+    this.#sendAck();
+  }
+
+  #sendReset(): void {
+    this.#sendRaw(this.#sndMax, this.#rcvNxt, Rst | Ack);
+  }
+
+  #sendRaw(seq: number, ack: number, flags: number, payload: Uint8Array = EMPTY, options?: Uint8Array): void {
+    if (this.#state === 'closed') return;
+    const segment: TcpRepr = {
+      srcPort: this.#opts.localPort,
+      dstPort: this.#opts.remotePort,
+      seq,
+      ack,
+      flags,
+      window: flags & Rst ? 0 : this.#windowToAdvertise(),
+      payload,
+    };
+    if (options !== undefined) segment.options = options;
+    if (flags & Ack) this.#ackNeeded = false;
+    this.#opts.send(segment);
+  }
+
+  // --- windows --------------------------------------------------------------------
+
+  /** The room we have for new bytes, as the 16-bit field can say it. */
+  #receiveWindow(): number {
+    return Math.min(MAX_WINDOW, this.#rcvBuf.free);
+  }
+
+  /**
+   * RFC 9293 3.8.6.2.2 (receiver SWS avoidance): the right edge moves only in
+   * steps of an MSS or half the buffer, whichever is smaller.
+   */
+  #windowToAdvertise(): number {
+    if (this.#state === 'syn-sent') return this.#receiveWindow();
+    const actual = this.#receiveWindow();
+    const offered = Math.max(0, Math.min(actual, seqDiff(this.#rcvAdvRight, this.#rcvNxt)));
+    if (actual - offered >= this.#windowStep()) {
+      this.#rcvAdvRight = seqAdd(this.#rcvNxt, actual);
+      return actual;
+    }
+    return offered;
+  }
+
+  #windowUpdateDue(): boolean {
+    const offered = Math.max(0, seqDiff(this.#rcvAdvRight, this.#rcvNxt));
+    return this.#receiveWindow() - offered >= this.#windowStep();
+  }
+
+  #windowStep(): number {
+    return Math.max(1, Math.min(this.#ourMss, Math.floor(this.#rcvBuf.limit / 2)));
+  }
+
+  // --- timers -----------------------------------------------------------------------
+
+  #runTimers(): void {
+    const now = this.#now;
+    if (this.#connectAt !== undefined && now >= this.#connectAt) {
+      this.#fail('connect-timeout');
+      return;
+    }
+    if (this.#timeWaitAt !== undefined && now >= this.#timeWaitAt) {
+      this.#terminate({ kind: 'closed' });
+      return;
+    }
+    if (this.#rtoAt !== undefined && now >= this.#rtoAt) {
+      this.#rtoAt = undefined;
+      this.#retransmitTimeout();
+      if (this.#state === 'closed') return;
+    }
+    if (this.#persistAt !== undefined && now >= this.#persistAt) {
+      this.#persistAt = undefined;
+      this.#probe();
+    }
+  }
+
+  #retransmitTimeout(): void {
+    const handshake = this.#state === 'syn-sent' || this.#state === 'syn-received';
+    if (this.#retries >= (handshake ? MAX_SYN_RETRIES : MAX_DATA_RETRIES)) {
+      this.#fail('retransmit-timeout');
+      return;
+    }
+    this.#retries++;
+    this.#rto = Math.min(MAX_RTO, this.#rto * 2);
+    this.#rttSeq = undefined;
+    if (handshake) {
+      this.#synRetransmitted = true;
+      this.#sendSyn();
+      return;
+    }
+    // RFC 5681 (4): halve once per loss, not again for each retransmission of the same segment.
+    if (this.#retries === 1) this.#ssthresh = Math.max(Math.floor(this.#flightSize() / 2), 2 * this.#mss);
+    this.#cwnd = this.#mss;
+    this.#inRecovery = false;
+    this.#dupAcks = 0;
+    this.#recover = this.#sndMax;
+    this.#sndNxt = this.#sndUna;
+    this.#output();
+  }
+
+  /** The persist timer: the peer's window is closed (or too small to use) and nothing is in flight to reopen it. */
+  #probe(): void {
+    if (this.#probesUnanswered >= MAX_DATA_RETRIES) {
+      this.#fail('retransmit-timeout');
+      return;
+    }
+    this.#probesUnanswered++;
+    this.#persistBackoff = Math.min(MAX_RTO, this.#persistBackoff * 2);
+    const usable = seqDiff(seqAdd(this.#sndUna, Math.min(this.#sndWnd, this.#cwnd)), this.#sndNxt);
+    if (usable > 0) {
+      // A window too small for SWS avoidance to use: the override timeout of RFC 9293 3.8.6.2.1.
+      this.#output(true);
+      return;
+    }
+    // One byte past the window, without advancing SND.NXT: the peer's ACK tells us its window.
+    this.#transmit(this.#sndNxt, 1, false);
+    this.#probeEnd = seqMax(this.#probeEnd, seqAdd(this.#sndNxt, 1));
+  }
+
+  /** Arms or stops the retransmission and persist timers to match what is outstanding. */
+  #updateTimers(): void {
+    if (this.#state === 'closed') return;
+    if (seqGt(this.#sndNxt, this.#sndUna)) {
+      this.#persistAt = undefined;
+      this.#rtoAt ??= this.#now + this.#rto;
+      return;
+    }
+    this.#rtoAt = undefined;
+    if (this.#canSend() && this.#unsent() > 0) this.#persistAt ??= this.#now + Math.max(MIN_RTO, this.#persistBackoff);
+    else {
+      this.#persistAt = undefined;
+      this.#probesUnanswered = 0;
+    }
+  }
+
+  #sampleRtt(sample: number): void {
+    const r = Math.max(0, sample);
+    if (this.#srtt === undefined) {
+      this.#srtt = r;
+      this.#rttvar = r / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - r);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * r;
+    }
+    this.#rto = Math.min(MAX_RTO, Math.max(MIN_RTO, this.#srtt + Math.max(1, 4 * this.#rttvar)));
+  }
+
+  #enterTimeWait(): void {
+    this.#state = 'time-wait';
+    this.#timeWaitAt = this.#now + this.#timeWaitMs();
+    this.#rtoAt = undefined;
+    this.#persistAt = undefined;
+  }
+
+  #timeWaitMs(): number {
+    const t = this.#opts.timeWait;
+    return typeof t === 'number' && t >= 0 ? t : 60_000;
+  }
+
+  // --- state helpers ----------------------------------------------------------------
+
+  /** Re-reads the state where TypeScript's narrowing cannot see that a call closed the connection. */
+  #isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  #negotiateMss(options: Uint8Array | undefined): void {
+    const parsed = options === undefined ? {} : parseTcpOptions(options, 0, options.length);
+    const peer = typeof parsed === 'string' ? DEFAULT_PEER_MSS : (parsed.mss ?? DEFAULT_PEER_MSS);
+    this.#mss = Math.min(this.#ourMss, Math.max(MIN_PEER_MSS, peer));
+    this.#cwnd = initialCwnd(this.#mss);
+  }
+
+  #canWrite(): boolean {
+    if (this.#finQueued) return false;
+    const s = this.#state;
+    return s === 'syn-sent' || s === 'syn-received' || s === 'established' || s === 'close-wait';
+  }
+
+  /** States in which our data and FIN go out. */
+  #canSend(): boolean {
+    const s = this.#state;
+    return s === 'established' || s === 'close-wait' || s === 'fin-wait-1' || s === 'closing' || s === 'last-ack';
+  }
+
+  /** Buffered bytes not yet sent (since SND.NXT). */
+  #unsent(): number {
+    return Math.max(0, seqDiff(seqAdd(this.#dataSeq, this.#sendBuf.length), this.#sndNxt));
+  }
+
+  /** Where our FIN goes (meaningful once close() was called, when the buffer stops growing). */
+  #finSeq(): number {
+    return seqAdd(this.#dataSeq, this.#sendBuf.length);
+  }
+
+  #finAcked(): boolean {
+    return this.#finQueued && this.#sndUna === seqAdd(this.#finSeq(), 1);
+  }
+
+  #flightSize(): number {
+    return Math.max(0, seqDiff(this.#sndMax, this.#sndUna));
+  }
+
+  /** Gives up: an RST if the peer may hold a synchronized connection, then the reset event. */
+  #fail(reason: TcpResetReason): void {
+    const s = this.#state;
+    if (reason !== 'rst-received' && s !== 'syn-sent' && s !== 'syn-received') this.#sendReset();
+    this.#terminate({ kind: 'reset', reason });
+  }
+
+  /** Closes the connection; events not yet delivered are dropped, as nothing may follow this one. */
+  #terminate(e: TcpEvent): void {
+    this.#state = 'closed';
+    this.#connectAt = this.#timeWaitAt = this.#rtoAt = this.#persistAt = undefined;
+    this.#sendBuf.clear();
+    this.#events.length = 0;
+    this.#events.push(e);
+    this.#terminated = true;
+  }
+
+  #emit(e: TcpEvent): void {
+    if (!this.#terminated) this.#events.push(e);
+  }
+
+  /** Delivers queued events; a handler calling back into the connection only appends to the queue. */
+  #flush(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      for (let e = this.#events.shift(); e !== undefined; e = this.#events.shift()) this.#opts.event(e);
+    } finally {
+      this.#flushing = false;
+    }
+  }
+}
+
+/** RFC 5681 3.1's initial window. */
+function initialCwnd(mss: number): number {
+  return Math.min(4 * mss, Math.max(2 * mss, 4380));
+}

@@ -1,0 +1,222 @@
+import { TcpFlag, TcpRepr } from '../wire/tcp.ts';
+import type { PortAllocator } from '../port-allocator.ts';
+import { TcpConnection, type TcpEvent } from './connection.ts';
+import { initialSequenceNumber } from './isn.ts';
+
+/*
+ * The TCP endpoints of one local address (an Iface): listeners, the
+ * connections by remote address and ports, ephemeral ports for outgoing
+ * connections. Each connection is a TcpConnection (an I/O-less machine);
+ * the stack feeds it segments and timer ticks and hands what it sends to the
+ * host, which wraps it in IP. Applications (the load balancer) see sockets.
+ */
+
+/** What a stack needs from the appliance. */
+export interface TcpStackHost {
+  /** This stack's address now (0 while the Iface has none). */
+  address(): number;
+  /** Transmits a segment from this stack's address to `remote`. */
+  send(remote: number, segment: TcpRepr): void;
+  now(): number;
+  /** Ephemeral ports of this address, shared with masquerade. */
+  ports: PortAllocator;
+  /** [0, 1), for the ISN secret. */
+  random(): number;
+}
+
+export interface TcpSocket {
+  readonly connection: TcpConnection;
+  readonly localPort: number;
+  readonly remoteAddress: number;
+  readonly remotePort: number;
+  /** The application's handler; for an accepted socket it is set in `accept`, before any data event. */
+  onEvent: (e: TcpEvent) => void;
+}
+
+export interface TcpListener {
+  /** A client completed the handshake. */
+  accept(socket: TcpSocket): void;
+}
+
+/** Half-open connections a listener keeps before it evicts the oldest (runtime-semantics.md 9). */
+export const SYN_BACKLOG = 64;
+
+/**
+ * Bytes a connection buffers each way (its buffers grow to this as needed):
+ * what one spliced load-balancer session can hold is four times this, so a
+ * thousand sessions stay within 256 MiB even when every reader stalls.
+ */
+export const CONNECTION_BUFFER = 64 * 1024;
+
+export interface TcpStackCounters {
+  segments_rx: number;
+  bad_segments: number;
+  connections_accepted: number;
+  connections_opened: number;
+  syn_backlog_evictions: number;
+  no_ephemeral_port: number;
+}
+
+interface Entry {
+  socket: TcpSocket;
+  /** The listener of a passive connection still in its handshake. */
+  listener: Listening | null;
+  /** An ephemeral port to give back when the connection ends. */
+  ephemeral: boolean;
+}
+
+interface Listening {
+  readonly listener: TcpListener;
+  readonly halfOpen: Entry[];
+}
+
+export class TcpStack {
+  readonly counters: TcpStackCounters = { segments_rx: 0, bad_segments: 0, connections_accepted: 0, connections_opened: 0, syn_backlog_evictions: 0, no_ephemeral_port: 0 };
+  private readonly listeners = new Map<number, Listening>();
+  private readonly entries = new Map<string, Entry>();
+  private readonly secret: Uint32Array;
+
+  constructor(private readonly host: TcpStackHost) {
+    this.secret = Uint32Array.from({ length: 4 }, () => Math.floor(host.random() * 0x100000000));
+  }
+
+  /** Connections open now, in any state (TIME-WAIT included). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  listen(port: number, listener: TcpListener): void {
+    this.listeners.set(port, { listener, halfOpen: [] });
+  }
+
+  /** Stops accepting on the port (connections already made stay); a SYN to it is then refused. */
+  unlisten(port: number): void {
+    this.listeners.delete(port);
+  }
+
+  /** Opens a connection; null when no ephemeral port is free (counted). */
+  connect(remoteAddress: number, remotePort: number, onEvent: (e: TcpEvent) => void): TcpSocket | null {
+    const localPort = this.host.ports.allocate();
+    if (localPort < 0) {
+      this.counters.no_ephemeral_port++;
+      return null;
+    }
+    this.counters.connections_opened++;
+    const entry = this.open(localPort, remoteAddress, remotePort, null, true, (options) => TcpConnection.connect(options));
+    entry.socket.onEvent = onEvent;
+    return entry.socket;
+  }
+
+  /**
+   * Whether a segment with these ports and flags from `remote` is for one of
+   * the connections or a SYN to a listener: what `receive` will take.
+   */
+  takes(remote: number, remotePort: number, localPort: number, flags: number): boolean {
+    if (this.entries.has(key(remote, remotePort, localPort))) return true;
+    return this.listeners.has(localPort) && (flags & (TcpFlag.Syn | TcpFlag.Ack | TcpFlag.Rst)) === TcpFlag.Syn;
+  }
+
+  /**
+   * A TCP segment for this address (its checksum already checked). Returns
+   * false when no connection or listener takes it: the caller answers with
+   * RST, as for a closed port.
+   */
+  receive(src: number, bytes: Uint8Array, l4: number, end: number): boolean {
+    const repr = TcpRepr.parse(bytes, l4, end, src, this.host.address(), false);
+    if (typeof repr === 'string') {
+      this.counters.bad_segments++;
+      return true;
+    }
+    return this.receiveSegment(src, repr);
+  }
+
+  receiveSegment(src: number, segment: TcpRepr): boolean {
+    if (!this.takes(src, segment.srcPort, segment.dstPort, segment.flags)) return false;
+    this.counters.segments_rx++;
+    const entry = this.entries.get(key(src, segment.srcPort, segment.dstPort));
+    if (entry) {
+      entry.socket.connection.receive(segment, this.host.now());
+      return true;
+    }
+    const listening = this.listeners.get(segment.dstPort)!;
+    if (listening.halfOpen.length >= SYN_BACKLOG) {
+      // Upstream evicts the oldest half-open connection: a SYN flood cannot lock real clients out for long.
+      this.counters.syn_backlog_evictions++;
+      listening.halfOpen[0]!.socket.connection.abort();
+    }
+    const accepted = this.open(segment.dstPort, src, segment.srcPort, listening, false, (options) => TcpConnection.accept(options, segment));
+    listening.halfOpen.push(accepted);
+    return true;
+  }
+
+  /** Runs the connections' timers that are due. */
+  tick(now: number): void {
+    for (const entry of [...this.entries.values()]) {
+      const due = entry.socket.connection.nextTimer();
+      if (due !== undefined && due <= now) entry.socket.connection.tick(now);
+    }
+  }
+
+  private open(
+    localPort: number,
+    remoteAddress: number,
+    remotePort: number,
+    listening: Listening | null,
+    ephemeral: boolean,
+    make: (options: Parameters<typeof TcpConnection.connect>[0]) => TcpConnection,
+  ): Entry {
+    const k = key(remoteAddress, remotePort, localPort);
+    const now = this.host.now();
+    const entry = { socket: null as unknown as TcpSocket, listener: listening, ephemeral } as Entry;
+    const socket = {
+      connection: null as unknown as TcpConnection,
+      localPort,
+      remoteAddress,
+      remotePort,
+      onEvent: (_e: TcpEvent) => {},
+    };
+    entry.socket = socket;
+    this.entries.set(k, entry);
+    socket.connection = make({
+      localPort,
+      remotePort,
+      now,
+      sendBufferLimit: CONNECTION_BUFFER,
+      receiveBufferLimit: CONNECTION_BUFFER,
+      isn: initialSequenceNumber(this.secret, this.host.address(), localPort, remoteAddress, remotePort, now),
+      send: (segment) => this.host.send(remoteAddress, segment),
+      event: (e) => this.event(k, entry, e),
+    });
+    return entry;
+  }
+
+  private event(k: string, entry: Entry, e: TcpEvent): void {
+    if (e.kind === 'connected' && entry.listener) {
+      const listening = entry.listener;
+      entry.listener = null;
+      remove(listening.halfOpen, entry);
+      this.counters.connections_accepted++;
+      listening.listener.accept(entry.socket);
+      return;
+    }
+    if (e.kind === 'closed' || e.kind === 'reset') {
+      if (this.entries.get(k) === entry) this.entries.delete(k);
+      if (entry.ephemeral) this.host.ports.release(entry.socket.localPort);
+      if (entry.listener) {
+        remove(entry.listener.halfOpen, entry);
+        entry.listener = null;
+        return;
+      }
+    }
+    entry.socket.onEvent(e);
+  }
+}
+
+function key(remoteAddress: number, remotePort: number, localPort: number): string {
+  return `${remoteAddress}:${remotePort}:${localPort}`;
+}
+
+function remove<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
+}

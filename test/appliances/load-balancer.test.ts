@@ -1,0 +1,228 @@
+import { describe, expect, it } from 'vitest';
+import { CHECK_INTERVAL, CHECK_RETRY, LoadBalancer, WAIT_TIMEOUT } from '../../appliances/load-balancer.ts';
+import type { IrLoadBalancer, LbAlgorithm } from '../../compiler/ir.ts';
+import { parseIpv4Address } from '../../runtime/wire/ipv4.ts';
+import { client, echoServer, TcpNet } from '../helpers/tcp-net.ts';
+
+/*
+ * The load balancer over TCP stacks joined by an ideal network with a manual
+ * clock: clients at 10.0.1.100+, the balancer at 10.0.1.1 (clients' side)
+ * and 10.0.2.1 (servers' side), nodes at 10.0.2.10+ port 8000. Each node
+ * answers a connection with its name, then echoes what it receives.
+ */
+
+interface Options {
+  nodes?: number;
+  algorithm?: LbAlgorithm;
+  sessionLimit?: number;
+  waitQueueLimit?: number;
+  /** Nodes that listen at start (default: all). */
+  up?: number[];
+}
+
+function setup(options: Options = {}) {
+  const count = options.nodes ?? 3;
+  const net = new TcpNet();
+  const logs: string[] = [];
+  const ir: IrLoadBalancer = {
+    name: 'lb',
+    layer: 'tcp',
+    clients: { iface: 'outside', port: 80, waitQueueLimit: options.waitQueueLimit ?? 1000, sessionLimit: options.sessionLimit ?? 1000 },
+    servers: { iface: 'inside', algorithm: options.algorithm ?? 'round_robin', pool: Array.from({ length: count }, (_, i) => ({ address: `10.0.2.${10 + i}`, port: 8000 })) },
+  };
+  const lb = new LoadBalancer(ir, { clients: net.stack('10.0.1.1'), servers: net.stack('10.0.2.1'), now: () => net.now, log: (l) => logs.push(l) });
+  net.onTick((now) => lb.tick(now));
+  const nodes = Array.from({ length: count }, (_, i) => net.stack(`10.0.2.${10 + i}`));
+  const up = options.up ?? nodes.map((_, i) => i);
+  const listen = (i: number) => echoServer(nodes[i]!, 8000, `node${i}`);
+  for (const i of up) listen(i);
+  lb.start();
+  net.settle();
+  let next = 100;
+  const connect = (send: string | Uint8Array = '', options: { from?: string; keepOpen?: boolean } = {}) => {
+    const from = options.from ?? `10.0.1.${next++}`;
+    const stack = net.stacks.get(parseIpv4Address(from)!) ?? net.stack(from);
+    return client(stack, '10.0.1.1', 80, send, options.keepOpen);
+  };
+  /** The node that served a client (the first line of what it received). */
+  const servedBy = (send = '', opts: { from?: string } = {}) => {
+    const c = connect(send, opts);
+    net.advance(100);
+    return c.received().split('\n')[0]!;
+  };
+  return { net, lb, nodes, logs, connect, servedBy, listen };
+}
+
+describe('the load balancer', () => {
+  it('checks every node at start with a plain TCP connect', () => {
+    const { lb } = setup({ up: [0, 2] });
+    expect(lb.counters.health_checks).toBe(3);
+    expect(lb.nodes.map((n) => n.state)).toEqual(['up', 'down', 'up']);
+  });
+
+  it('splices a client to a node: the node answers, and what the client sends comes back', () => {
+    const { net, connect } = setup();
+    const c = connect('hello, node');
+    net.advance(200);
+    expect(c.received()).toBe('node0\nhello, node');
+    expect(c.events).toContain('end');
+  });
+
+  it('hands sequential clients to the nodes in turn (round_robin)', () => {
+    const { servedBy } = setup();
+    expect(Array.from({ length: 6 }, () => servedBy())).toEqual(['node0', 'node1', 'node2', 'node0', 'node1', 'node2']);
+  });
+
+  it('carries 1 MB each way intact while the client reads slowly (flow control, nothing lost)', () => {
+    const { net, connect } = setup({ nodes: 1 });
+    const data = Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 7 + (i >> 9)) & 255);
+    const c = connect(data);
+    for (let round = 0; round < 200 && !c.events.includes('end'); round++) {
+      c.pause();
+      net.advance(100);
+      c.resume();
+      net.advance(50);
+    }
+    const got = c.bytes();
+    const expected = new Uint8Array(6 + data.length);
+    expected.set(new TextEncoder().encode('node0\n'));
+    expected.set(data, 6);
+    expect(got.length).toBe(expected.length);
+    expect(Buffer.from(got).equals(Buffer.from(expected))).toBe(true);
+  });
+
+  it('tries the next node at once when a node refuses, marks it down, and logs it', () => {
+    const { servedBy, nodes, lb, logs } = setup();
+    nodes[1]!.unlisten(8000);
+    expect(Array.from({ length: 4 }, () => servedBy())).toEqual(['node0', 'node2', 'node0', 'node2']);
+    expect(lb.nodes[1]!.state).toBe('down');
+    expect(lb.counters.backend_connect_failures).toBe(1);
+    expect(logs).toContain('[ NaCl LB ] node 10.0.2.11:8000 is down');
+  });
+
+  it('brings a node back when a later check connects, and uses it again', () => {
+    const { net, servedBy, nodes, lb, listen, logs } = setup();
+    nodes[1]!.unlisten(8000);
+    servedBy();
+    servedBy();
+    expect(lb.nodes[1]!.state).toBe('down');
+    listen(1);
+    net.advance(CHECK_RETRY);
+    expect(lb.nodes[1]!.state).toBe('up');
+    expect(logs).toContain('[ NaCl LB ] node 10.0.2.11:8000 is up');
+    expect(new Set(Array.from({ length: 3 }, () => servedBy()))).toEqual(new Set(['node0', 'node1', 'node2']));
+  });
+
+  it('checks a node that stays down every CHECK_INTERVAL after the first retry', () => {
+    const { net, lb } = setup({ up: [0] });
+    const checks = lb.counters.health_checks;
+    net.advance(CHECK_RETRY);
+    expect(lb.counters.health_checks).toBe(checks + 2);
+    net.advance(CHECK_INTERVAL - 1000);
+    expect(lb.counters.health_checks).toBe(checks + 2);
+    net.advance(2000);
+    expect(lb.counters.health_checks).toBe(checks + 4);
+  });
+
+  it('keeps clients waiting while every node is down, and serves them when one comes back', () => {
+    const { net, connect, lb, listen } = setup({ up: [] });
+    const c = connect('still here?');
+    net.advance(1000);
+    expect(c.received()).toBe('');
+    expect(lb.counters.waiting).toBe(1);
+    listen(2);
+    net.advance(CHECK_RETRY);
+    expect(c.received()).toBe('node2\nstill here?');
+    expect(lb.counters.waiting).toBe(0);
+  });
+
+  it('makes clients beyond session_limit wait for a session to end', () => {
+    const { net, connect, lb } = setup({ sessionLimit: 1 });
+    const first = connect('a', { keepOpen: true });
+    net.advance(100);
+    const second = connect('b');
+    net.advance(100);
+    expect(first.received()).toBe('node0\na');
+    expect(second.received()).toBe('');
+    expect(lb.counters.waiting).toBe(1);
+    first.socket.connection.close();
+    net.advance(200);
+    expect(second.received()).toBe('node1\nb');
+  });
+
+  it('refuses a client with RST when wait_queue_limit clients already wait', () => {
+    const { net, connect, lb } = setup({ sessionLimit: 1, waitQueueLimit: 1 });
+    connect('', { keepOpen: true });
+    net.advance(100);
+    const waiting = connect('');
+    const refused = connect('');
+    net.advance(100);
+    expect(refused.events).toContain('reset:rst-received');
+    expect(waiting.events).not.toContain('reset:rst-received');
+    expect(lb.counters.clients_refused).toBe(1);
+  });
+
+  it('resets a client that has waited WAIT_TIMEOUT', () => {
+    const { net, connect, lb } = setup({ up: [] });
+    const c = connect('', { keepOpen: true });
+    net.advance(WAIT_TIMEOUT + 100);
+    expect(c.events).toContain('reset:rst-received');
+    expect(lb.counters.clients_wait_timeout).toBe(1);
+    expect(lb.counters.waiting).toBe(0);
+  });
+
+  it('sends a client address to the same node every time (source_hash)', () => {
+    const { servedBy } = setup({ algorithm: 'source_hash', nodes: 4 });
+    for (const from of ['10.0.1.7', '10.0.1.8', '10.0.1.9']) {
+      const first = servedBy('', { from });
+      expect([servedBy('', { from }), servedBy('', { from })]).toEqual([first, first]);
+    }
+  });
+
+  it('moves only the clients of a node that went down (source_hash)', () => {
+    const { servedBy, nodes } = setup({ algorithm: 'source_hash', nodes: 4 });
+    const sources = Array.from({ length: 40 }, (_, i) => `10.0.1.${10 + i}`);
+    const before = sources.map((from) => servedBy('', { from }));
+    const victim = before[0]!;
+    nodes[Number(victim.slice(4))]!.unlisten(8000);
+    const after = sources.map((from) => servedBy('', { from }));
+    sources.forEach((_, i) => {
+      if (before[i] !== victim) expect(after[i]).toBe(before[i]);
+      else expect(after[i]).not.toBe(victim);
+    });
+    expect(new Set(before).size).toBeGreaterThan(1);
+  });
+
+  it('hands a new client to the node with the fewest open sessions (least_connections)', () => {
+    const { net, connect, servedBy } = setup({ algorithm: 'least_connections' });
+    const held = [connect('', { keepOpen: true }), connect('', { keepOpen: true })];
+    net.advance(100);
+    expect(held.map((c) => c.received().split('\n')[0])).toEqual(['node0', 'node1']);
+    const third = connect('', { keepOpen: true });
+    net.advance(100);
+    expect(third.received().split('\n')[0]).toBe('node2');
+    held[0]!.socket.connection.close();
+    net.advance(200);
+    expect(servedBy()).toBe('node0');
+  });
+
+  it('resets the client when its node resets the session', () => {
+    const { net, connect, nodes } = setup({ nodes: 1 });
+    nodes[0]!.unlisten(8000);
+    nodes[0]!.listen(8000, { accept: (s) => (s.onEvent = (e) => e.kind === 'readable' && s.connection.abort()) });
+    const c = connect('boom', { keepOpen: true });
+    net.advance(200);
+    expect(c.events).toContain('reset:rst-received');
+  });
+
+  it('reports totals and each node in the lb Timer format', () => {
+    const { servedBy, nodes, lb } = setup({ nodes: 2 });
+    nodes[1]!.unlisten(8000);
+    servedBy();
+    servedBy();
+    const lines = lb.report();
+    expect(lines[0]).toMatch(/^Total 2 \(\+2\) Sess 0 Wait 0 TO 0 - Pool 0 C\.Att 0 Err 1 Refused 0$/);
+    expect(lines[1]).toBe('[10.0.2.10:8000 ONL P=0 C=0 S=0] [10.0.2.11:8000 OFF P=0 C=0 S=0]');
+    expect(lb.report()[0]).toMatch(/^Total 2 \(\+0\)/);
+  });
+});

@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeRealNetwork } from '../helpers/netns.ts';
+import { Topology, type Host } from './topology.ts';
+
+/*
+ * The load balancer between real Linux hosts: curl in one namespace, three
+ * Python HTTP servers in another, the appliance terminating the clients' TCP
+ * connections and opening its own to the servers.
+ */
+
+const PORTS = [8001, 8002, 8003];
+const CONFIG = `
+Iface outside { index: 0, address: 10.78.1.1, netmask: 255.255.255.0 }
+Iface inside { index: 1, address: 10.78.2.1, netmask: 255.255.255.0 }
+Load_balancer lb {
+  layer: tcp,
+  clients: { iface: outside, port: 80, wait_queue_limit: 100, session_limit: 100 },
+  servers: {
+    iface: inside,
+    algorithm: round_robin,
+    pool: [${PORTS.map((p) => `{ address: 10.78.2.5, port: ${p} }`).join(', ')}]
+  }
+}
+Timer t { interval: 1, data: [lb] }
+`;
+
+const SERVER = `
+import functools, http.server, socketserver, sys
+class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+Server(('10.78.2.5', int(sys.argv[1])), handler).serve_forever()
+`;
+
+describeRealNetwork('the TCP load balancer between Linux hosts', () => {
+  const topo = new Topology();
+  const servers = new Map<number, ChildProcess>();
+  const big = randomBytes(4 * 1024 * 1024);
+  let client: Host;
+  let backends: Host;
+
+  beforeAll(async () => {
+    const [tapA, tapB] = await topo.boot(CONFIG, 2);
+    client = topo.attach(tapA!, { nic: 0, address: '10.78.1.5/24', gateway: '10.78.1.1' });
+    backends = topo.attach(tapB!, { nic: 1, address: '10.78.2.5/24', gateway: '10.78.2.1' });
+    writeFileSync(join(topo.dir, 'server.py'), SERVER);
+    for (const port of PORTS) {
+      const dir = join(topo.dir, `www${port}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'name'), `backend-${port}`);
+      writeFileSync(join(dir, 'big'), big);
+      const server = spawn('ip', ['netns', 'exec', backends.ns.name, '/usr/bin/python3', join(topo.dir, 'server.py'), String(port), dir], { stdio: 'ignore' });
+      servers.set(port, server);
+    }
+    await waitFor(() => PORTS.every((p) => sh(backends, 'ss -ltn').includes(`:${p}`)));
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const s of servers.values()) s.kill();
+    await topo.teardown();
+  });
+
+  const get = (path: string) => sh(client, `curl -s -m 5 http://10.78.1.1/${path}`);
+
+  it('serves clients from every node of the pool, in turn (round robin)', () => {
+    const names = Array.from({ length: 6 }, () => get('name'));
+    expect(new Set(names)).toEqual(new Set(PORTS.map((p) => `backend-${p}`)));
+    // Strict rotation: each node again after the other two.
+    expect(names.slice(3)).toEqual(names.slice(0, 3));
+  });
+
+  it('carries a 4 MB response intact, through both TCP connections', () => {
+    const digest = sh(client, 'curl -s -m 20 http://10.78.1.1/big | sha256sum').split(' ')[0];
+    expect(digest).toBe(createHash('sha256').update(big).digest('hex'));
+  });
+
+  it('keeps serving every client when a node dies, and marks it down', async () => {
+    servers.get(8002)!.kill();
+    await waitFor(() => !sh(backends, 'ss -ltn').includes(':8002'));
+    const names = Array.from({ length: 6 }, () => get('name'));
+    expect(names.every((n) => n === 'backend-8001' || n === 'backend-8003')).toBe(true);
+    expect(new Set(names).size).toBe(2);
+    const counters = await topo.counters();
+    expect(counters['lb.backend_connect_failures']).toBeGreaterThanOrEqual(1);
+    expect(topo.output.some((l) => l.includes('node 10.78.2.5:8002 is down'))).toBe(true);
+  });
+
+  it('reports its sessions and nodes in the lb Timer item', async () => {
+    await waitFor(() => topo.output.some((l) => /\[ NaCl Timer LB \] Total \d+/.test(l)) && topo.output.some((l) => l.includes('[10.78.2.5:8002 OFF')));
+    const total = topo.output.filter((l) => l.includes('[ NaCl Timer LB ] Total')).pop()!;
+    expect(Number(/Total (\d+)/.exec(total)![1])).toBeGreaterThanOrEqual(13);
+  });
+});
+
+function sh(h: Host, script: string): string {
+  try {
+    return h.ns.sh(`${script} 2>&1`);
+  } catch (err) {
+    return String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
+  }
+}
+
+async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('timed out waiting');
+}

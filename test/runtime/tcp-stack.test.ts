@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { PortAllocator } from '../../runtime/port-allocator.ts';
+import { initialSequenceNumber } from '../../runtime/tcp/isn.ts';
+import { SYN_BACKLOG, TcpStack } from '../../runtime/tcp/stack.ts';
+import { TcpFlag, TcpRepr } from '../../runtime/wire/tcp.ts';
+import { client, echoServer, TcpNet } from '../helpers/tcp-net.ts';
+
+const A = 0x0a000001;
+const B = 0x0a000002;
+
+function lone(sent: { remote: number; segment: TcpRepr }[] = []) {
+  const stack = new TcpStack({ address: () => A, send: (remote, segment) => sent.push({ remote, segment }), now: () => 0, ports: new PortAllocator(() => 0), random: () => 0.25 });
+  return { stack, sent };
+}
+
+const syn = (srcPort: number, dstPort = 80, seq = 1000): TcpRepr => ({ srcPort, dstPort, seq, ack: 0, flags: TcpFlag.Syn, window: 65535, payload: new Uint8Array(0) });
+
+describe('the TCP stack of an address', () => {
+  it('answers a SYN to a listening port with SYN-ACK, and hands the connection over once the handshake is done', () => {
+    const net = new TcpNet();
+    const server = net.stack('10.0.0.2');
+    const accepted: number[] = [];
+    server.listen(80, { accept: (s) => accepted.push(s.remotePort) });
+    const c = client(net.stack('10.0.0.1'), '10.0.0.2', 80, '', true);
+    net.settle();
+    expect(c.events).toEqual(['connected']);
+    expect(accepted).toEqual([c.socket.localPort]);
+    expect(server.counters.connections_accepted).toBe(1);
+  });
+
+  it('takes nothing that is not for one of its connections or a SYN to a listener (the caller answers RST)', () => {
+    const { stack } = lone();
+    stack.listen(80, { accept: () => {} });
+    const ack: TcpRepr = { ...syn(4000), flags: TcpFlag.Ack };
+    expect(stack.receiveSegment(B, ack)).toBe(false);
+    expect(stack.receiveSegment(B, syn(4000, 81))).toBe(false);
+    expect(stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Syn | TcpFlag.Rst })).toBe(false);
+    expect(stack.receiveSegment(B, syn(4000))).toBe(true);
+  });
+
+  it('evicts the oldest half-open connection when SYN_BACKLOG are waiting (a SYN flood cannot lock clients out)', () => {
+    const { stack, sent } = lone();
+    stack.listen(80, { accept: () => {} });
+    for (let i = 0; i < SYN_BACKLOG + 1; i++) stack.receiveSegment(B, syn(10000 + i));
+    expect(stack.counters.syn_backlog_evictions).toBe(1);
+    expect(stack.size).toBe(SYN_BACKLOG);
+    // The evicted one is gone: its next segment is not taken.
+    expect(stack.receiveSegment(B, { ...syn(10000), flags: TcpFlag.Ack, seq: 1001, ack: (sent[0]!.segment.seq + 1) >>> 0 })).toBe(false);
+  });
+
+  it('counts a malformed segment and takes it, so it gets no RST', () => {
+    const { stack } = lone();
+    expect(stack.receive(B, new Uint8Array(10), 0, 10)).toBe(true);
+    expect(stack.counters.bad_segments).toBe(1);
+  });
+
+  it('opens connections from ephemeral ports and gives each back when its connection is over', () => {
+    const net = new TcpNet();
+    const server = net.stack('10.0.0.2');
+    echoServer(server, 80, 'srv');
+    const here = net.stack('10.0.0.1');
+    const c = client(here, '10.0.0.2', 80, 'x');
+    net.advance(200);
+    expect(c.socket.localPort).toBeGreaterThanOrEqual(49152);
+    expect(c.received()).toBe('srv\nx');
+    expect(here.size).toBe(1); // TIME-WAIT keeps the port
+    net.advance(60_000);
+    expect(here.size).toBe(0);
+    expect(server.size).toBe(0);
+  });
+
+  it('says so when no ephemeral port is left, instead of throwing', () => {
+    const stack = new TcpStack({ address: () => A, send: () => {}, now: () => 0, ports: new PortAllocator(() => 0, 50000, 50000), random: () => 0.5 });
+    expect(stack.connect(B, 80, () => {})).not.toBeNull();
+    expect(stack.connect(B, 80, () => {})).toBeNull();
+    expect(stack.counters.no_ephemeral_port).toBe(1);
+  });
+});
+
+describe('initial sequence numbers (RFC 6528)', () => {
+  const secret = Uint32Array.of(1, 2, 3, 4);
+
+  it('differ between connections and between boot secrets', () => {
+    const a = initialSequenceNumber(secret, A, 80, B, 40000, 0);
+    expect(initialSequenceNumber(secret, A, 80, B, 40001, 0)).not.toBe(a);
+    expect(initialSequenceNumber(secret, A, 80, B + 1, 40000, 0)).not.toBe(a);
+    expect(initialSequenceNumber(Uint32Array.of(5, 6, 7, 8), A, 80, B, 40000, 0)).not.toBe(a);
+  });
+
+  it('advance with a 4 microsecond clock for the same connection', () => {
+    const a = initialSequenceNumber(secret, A, 80, B, 40000, 1000);
+    expect((initialSequenceNumber(secret, A, 80, B, 40000, 1001) - a) >>> 0).toBe(250);
+  });
+});
