@@ -7,32 +7,21 @@
  * and short connections per second (each: connect, send a line, read the
  * node's answer, close; 8 at a time, three nodes).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BenchNamespaces, ns, sh } from './namespaces.ts';
 
 const root = join(import.meta.dirname, '..');
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 3);
-const suffix = Math.floor(Math.random() * 1e6).toString(16);
-const namespaces: string[] = [];
+const spaces = new BenchNamespaces();
+const suffix = spaces.suffix;
 const children: ChildProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'nacl-bench-lb-'));
 const NODE_PORTS = [7001, 7002, 7003];
 
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-function ns(name: string, ...args: string[]): string {
-  return sh('ip', ['netns', 'exec', name, ...args]);
-}
-function newNs(label: string): string {
-  const name = `nacl-bench-${label}-${suffix}`;
-  sh('ip', ['netns', 'add', name]);
-  namespaces.push(name);
-  ns(name, 'ip', 'link', 'set', 'lo', 'up');
-  return name;
-}
+const newNs = (label: string) => spaces.create(label);
 function background(name: string, ...args: string[]): ChildProcess {
   const child = spawn('ip', ['netns', 'exec', name, ...args], { stdio: 'ignore' });
   children.push(child);
@@ -234,11 +223,5 @@ try {
 } finally {
   for (const child of children) child.kill('SIGTERM');
   await sleep(300);
-  for (const n of namespaces) {
-    try {
-      sh('ip', ['netns', 'delete', n]);
-    } catch {
-      // already gone
-    }
-  }
+  spaces.deleteAll();
 }

@@ -9,30 +9,19 @@
  * Target (issue): (b) >= 0.8 x (a). Everything lives in namespaces this
  * script creates and deletes.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BenchNamespaces, ns, sh } from './namespaces.ts';
 import { openTap } from '../runtime/drivers/tap.ts';
 
 const root = join(import.meta.dirname, '..');
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 3);
-const suffix = Math.floor(Math.random() * 1e6).toString(16);
-const namespaces: string[] = [];
+const spaces = new BenchNamespaces();
+const suffix = spaces.suffix;
 
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-function ns(name: string, ...args: string[]): string {
-  return sh('ip', ['netns', 'exec', name, ...args]);
-}
-function newNs(label: string): string {
-  const name = `nacl-bench-${label}-${suffix}`;
-  sh('ip', ['netns', 'add', name]);
-  namespaces.push(name);
-  ns(name, 'ip', 'link', 'set', 'lo', 'up');
-  return name;
-}
+const newNs = (label: string) => spaces.create(label);
 function host(name: string, dev: string, addr: string, gateway?: string): void {
   sh('ip', ['link', 'set', dev, 'netns', name]);
   ns(name, 'ip', 'link', 'set', dev, 'up');
@@ -199,11 +188,5 @@ try {
   }
   console.log(`\nratios are to (a); target (b) >= 0.8 x (a). ${seconds}s per run with iperf3; the generator and receiver share the machine's cores, so numbers vary with load.`);
 } finally {
-  for (const n of namespaces) {
-    try {
-      sh('ip', ['netns', 'delete', n]);
-    } catch {
-      // already gone
-    }
-  }
+  spaces.deleteAll();
 }

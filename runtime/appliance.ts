@@ -887,7 +887,12 @@ export class Appliance {
     }
     if (this.conntrack) for (const [k, v] of Object.entries(this.conntrack.counters)) out[`conntrack.${k}`] = v as number;
     if (this.nat) for (const [k, v] of Object.entries(this.nat.counters)) out[`nat.${k}`] = v as number;
-    for (const inet of this.ifaces.values()) if (inet.tcp) for (const [k, v] of Object.entries(inet.tcp.counters)) out[`${inet.name}.tcp.${k}`] = v;
+    for (const inet of this.ifaces.values()) {
+      if (!inet.tcp) continue;
+      for (const [k, v] of Object.entries(inet.tcp.counters)) out[`${inet.name}.tcp.${k}`] = v;
+      out[`${inet.name}.tcp.connections`] = inet.tcp.size;
+      out[`${inet.name}.tcp.buffer_bytes`] = inet.tcp.bufferMemory;
+    }
     if (this.lb) for (const [k, v] of Object.entries(this.lb.counters)) out[`lb.${k}`] = v;
     return out;
   }

@@ -184,6 +184,11 @@ class ByteQueue {
     return this.limit - this.#length;
   }
 
+  /** Bytes of memory the queue holds now. */
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
   /** Appends what fits; returns how many bytes were taken. */
   push(data: Uint8Array): number {
     const n = Math.min(data.length, this.free);
@@ -366,6 +371,11 @@ export class TcpConnection {
   /** Bytes read() can return now. */
   get readable(): number {
     return this.#rcvBuf.length;
+  }
+
+  /** Bytes of buffer memory this connection holds now (its buffers grow as they fill). */
+  get bufferMemory(): number {
+    return this.#sendBuf.capacity + this.#rcvBuf.capacity;
   }
 
   /** Bytes write() would accept now. */
@@ -962,6 +972,10 @@ export class TcpConnection {
     this.#timeWaitAt = this.#now + this.#timeWaitMs();
     this.#rtoAt = undefined;
     this.#persistAt = undefined;
+    // Everything we sent is acknowledged: a busy balancer holds thousands of connections in
+    // TIME-WAIT, and each should cost a few hundred bytes, not its buffers.
+    this.#sendBuf.clear();
+    if (this.#rcvBuf.length === 0) this.#rcvBuf.clear();
   }
 
   #timeWaitMs(): number {

@@ -85,6 +85,13 @@ export class TcpStack {
     return this.entries.size;
   }
 
+  /** Buffer memory the connections hold now. */
+  get bufferMemory(): number {
+    let n = 0;
+    for (const entry of this.entries.values()) n += entry.socket.connection.bufferMemory;
+    return n;
+  }
+
   listen(port: number, listener: TcpListener): void {
     this.listeners.set(port, { listener, halfOpen: [] });
   }
@@ -151,7 +158,8 @@ export class TcpStack {
 
   /** Runs the connections' timers that are due. */
   tick(now: number): void {
-    for (const entry of [...this.entries.values()]) {
+    // A Map iterates safely while entries that end are deleted from it.
+    for (const entry of this.entries.values()) {
       const due = entry.socket.connection.nextTimer();
       if (due !== undefined && due <= now) entry.socket.connection.tick(now);
     }

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRealNetwork } from '../helpers/netns.ts';
-import { Topology, type Host } from './topology.ts';
+import { shOutput as sh, Topology, waitFor, type Host } from './topology.ts';
 
 /*
  * The load balancer between real Linux hosts: curl in one namespace, three
@@ -96,20 +96,3 @@ describeRealNetwork('the TCP load balancer between Linux hosts', () => {
     expect(Number(/Total (\d+)/.exec(total)![1])).toBeGreaterThanOrEqual(13);
   });
 });
-
-function sh(h: Host, script: string): string {
-  try {
-    return h.ns.sh(`${script} 2>&1`);
-  } catch (err) {
-    return String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
-  }
-}
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('timed out waiting');
-}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRealNetwork } from '../helpers/netns.ts';
 import { requireTool } from '../helpers/tools.ts';
-import { kernelHasVlans, Topology, type Host } from './topology.ts';
+import { kernelHasVlans, shOutput, Topology, waitFor, type Host } from './topology.ts';
 
 /*
  * NAT (a DNAT port forward and masquerade), a VLAN trunk, malformed traffic
@@ -50,7 +50,7 @@ describeRealNetwork('NAT, VLANs and hostile traffic with Linux hosts', () => {
     const script = "import socketserver, http.server; socketserver.TCPServer(('10.88.1.5', 8000), http.server.SimpleHTTPRequestHandler).serve_forever()";
     const server = spawn('ip', ['netns', 'exec', inside.ns.name, '/usr/bin/python3', '-c', script], { stdio: 'ignore' });
     try {
-      await waitFor(() => sh(inside, 'ss -ltn').includes(':8000'));
+      await waitFor(() => shOutput(inside, 'ss -ltn').includes(':8000'));
       expect(outside.ns.exec('curl', ['-s', '-m', '5', 'http://10.88.0.1:8080/'], 10_000)).toMatch(/Directory listing/);
     } finally {
       server.kill();
@@ -63,7 +63,7 @@ describeRealNetwork('NAT, VLANs and hostile traffic with Linux hosts', () => {
     let seen = '';
     server.stdout!.on('data', (d) => (seen += d));
     try {
-      await waitFor(() => sh(outside, 'ss -lun').includes(':47011'));
+      await waitFor(() => shOutput(outside, 'ss -lun').includes(':47011'));
       const client = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(3)\ns.sendto(b'ping', ('10.88.0.5', 47011))\nprint(s.recv(100).decode())\n";
       expect(inside.ns.exec('/usr/bin/python3', ['-c', client], 10_000).trim()).toBe('pong:ping');
       await waitFor(() => seen.length > 0);
@@ -173,21 +173,4 @@ sendp(frames, iface=iface, verbose=False)
 function primeArp(h: Host): string {
   h.ns.exec('ping', ['-c', '1', '-W', '2', '10.88.0.1']);
   return h.ns.ip('neigh', 'show', '10.88.0.1').match(/lladdr ([0-9a-f:]{17})/)![1]!;
-}
-
-function sh(h: Host, script: string): string {
-  try {
-    return h.ns.sh(`${script} 2>&1`);
-  } catch (err) {
-    return String((err as { stdout?: string }).stdout ?? '');
-  }
-}
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('timed out waiting');
 }

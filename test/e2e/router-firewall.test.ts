@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRealNetwork } from '../helpers/netns.ts';
-import { Topology, type Host } from './topology.ts';
+import { shOutput, Topology, waitFor, type Host } from './topology.ts';
 
 /*
  * The appliance between real Linux hosts (network namespaces, TAP devices):
@@ -51,7 +51,7 @@ describeRealNetwork('router and firewall between Linux hosts', () => {
   });
 
   it('drops what its input filter does not allow (TCP to the appliance)', () => {
-    const r = trySh(a, 'nc -z -w 2 10.77.1.1 22; echo rc=$?');
+    const r = shOutput(a, 'nc -z -w 2 10.77.1.1 22; echo rc=$?');
     expect(r).toContain('rc=1');
   });
 
@@ -61,12 +61,12 @@ describeRealNetwork('router and firewall between Linux hosts', () => {
   });
 
   it('sends ICMP time exceeded for TTL 1, as ping -t 1 shows', () => {
-    const out = trySh(a, 'ping -c 1 -W 2 -t 1 10.77.2.5');
+    const out = shOutput(a, 'ping -c 1 -W 2 -t 1 10.77.2.5');
     expect(out).toMatch(/From 10\.77\.1\.1.*Time to live exceeded/i);
   });
 
   it('is visible to traceroute as the first hop', () => {
-    const out = trySh(a, 'traceroute -n -q 1 -w 2 -m 3 10.77.2.5');
+    const out = shOutput(a, 'traceroute -n -q 1 -w 2 -m 3 10.77.2.5');
     expect(out).toMatch(/^\s*1\s+10\.77\.1\.1\b/m);
     expect(out).toMatch(/^\s*2\s+10\.77\.2\.5\b/m);
   });
@@ -78,7 +78,7 @@ describeRealNetwork('router and firewall between Linux hosts', () => {
     let serverErr = '';
     server.stderr!.on('data', (d) => (serverErr += d));
     try {
-      await waitFor(() => trySh(b, 'ss -ltn').includes(':8000'), 5000, () => `${serverErr} exit=${server.exitCode} ${trySh(b, 'ss -ltn; ip addr')}`);
+      await waitFor(() => shOutput(b, 'ss -ltn').includes(':8000'), 5000, () => `${serverErr} exit=${server.exitCode} ${shOutput(b, 'ss -ltn; ip addr')}`);
       const body = a.ns.exec('curl', ['-s', '-m', '5', 'http://10.77.2.5:8000/'], 10_000);
       expect(body).toMatch(/Directory listing/);
     } finally {
@@ -89,9 +89,9 @@ describeRealNetwork('router and firewall between Linux hosts', () => {
   it('drops a TCP port the forward policy does not allow', async () => {
     const listener = spawn('ip', ['netns', 'exec', b.ns.name, 'nc', '-l', '-k', '10.77.2.5', '9000'], { stdio: 'ignore' });
     try {
-      await waitFor(() => trySh(b, 'ss -ltn').includes(':9000'));
-      expect(trySh(b, 'nc -z -w 2 10.77.2.5 9000; echo rc=$?')).toContain('rc=0');
-      expect(trySh(a, 'nc -z -w 2 10.77.2.5 9000; echo rc=$?')).toContain('rc=1');
+      await waitFor(() => shOutput(b, 'ss -ltn').includes(':9000'));
+      expect(shOutput(b, 'nc -z -w 2 10.77.2.5 9000; echo rc=$?')).toContain('rc=0');
+      expect(shOutput(a, 'nc -z -w 2 10.77.2.5 9000; echo rc=$?')).toContain('rc=1');
     } finally {
       listener.kill();
     }
@@ -103,20 +103,3 @@ describeRealNetwork('router and firewall between Linux hosts', () => {
     expect(counters['a_side.drop.input-rule'] ?? 0).toBeGreaterThan(0);
   });
 });
-
-function trySh(h: Host, script: string): string {
-  try {
-    return h.ns.sh(`${script} 2>&1`);
-  } catch (err) {
-    return String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
-  }
-}
-
-async function waitFor(check: () => boolean, ms = 5000, detail: () => string = () => ''): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting ${detail()}`);
-}

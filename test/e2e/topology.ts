@@ -121,3 +121,22 @@ export function kernelHasVlans(): boolean {
     ns.delete();
   }
 }
+
+/** A shell script's output in the host's namespace, stdout and stderr, whether or not it failed. */
+export function shOutput(h: Host, script: string): string {
+  try {
+    return h.ns.sh(`${script} 2>&1`);
+  } catch (err) {
+    return String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
+  }
+}
+
+/** Polls `check` every 100 ms until it holds; throws after `ms`, with `detail()` in the message. */
+export async function waitFor(check: () => boolean, ms = 5000, detail: () => string = () => ''): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting ${detail()}`);
+}

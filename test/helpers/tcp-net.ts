@@ -95,15 +95,7 @@ export function client(stack: TcpStack, address: string, port: number, send?: Ui
     }
     if (e.kind === 'readable' && reading) chunks.push(c.read());
   })!;
-  const bytes = () => {
-    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
-  };
+  const bytes = () => new Uint8Array(Buffer.concat(chunks));
   return {
     socket,
     events,

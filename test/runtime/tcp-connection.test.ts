@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { prng } from '../../appliances/random-packets.ts';
 import { TcpConnection, type TcpConnectionOptions, type TcpEvent, type TcpState } from '../../runtime/tcp/connection.ts';
 import { encodeTcpOptions, parseTcpOptions } from '../../runtime/wire/tcp-options.ts';
 import { TcpFlag, TcpRepr, type TcpRepr as Segment } from '../../runtime/wire/tcp.ts';
@@ -38,17 +39,6 @@ function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
   expect(i, 'first differing byte').toBe(actual.length);
 }
 
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Round-trips a segment through the wire format, as a link would; fails on anything unencodable. */
 function wire(s: Segment, src = A_IP, dst = B_IP): Segment {
@@ -840,6 +830,18 @@ describe('TCP connection: close', () => {
     const entered = sim.a.states.find((s) => s.state === 'time-wait')!.at;
     const closed = sim.a.events.find((x) => x.e.kind === 'closed')!.at;
     expect(closed - entered).toBe(12_345);
+  });
+
+  it('gives its buffers back on entering TIME-WAIT', () => {
+    const sim = new Sim({ appA: { data: pattern(10_000), close: 'after-write' }, appB: { data: pattern(5000), close: 'after-end' } });
+    let held = 0;
+    sim.run(30_000, () => {
+      held = Math.max(held, sim.a.conn?.bufferMemory ?? 0);
+      return sim.a.conn?.state === 'time-wait';
+    });
+    expect(sim.a.conn!.state).toBe('time-wait');
+    expect(held).toBeGreaterThan(0);
+    expect(sim.a.conn!.bufferMemory).toBe(0);
   });
 
   it('defaults TIME-WAIT to 60 s', () => {

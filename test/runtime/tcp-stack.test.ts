@@ -64,6 +64,7 @@ describe('the TCP stack of an address', () => {
     expect(c.socket.localPort).toBeGreaterThanOrEqual(49152);
     expect(c.received()).toBe('srv\nx');
     expect(here.size).toBe(1); // TIME-WAIT keeps the port
+    expect(here.bufferMemory).toBe(0); // but not the buffers
     net.advance(60_000);
     expect(here.size).toBe(0);
     expect(server.size).toBe(0);

@@ -1,0 +1,41 @@
+import { execFileSync } from 'node:child_process';
+
+/*
+ * Network namespaces for the real-network benchmarks: each name carries a
+ * per-run suffix, and every namespace made is deleted at the end, whatever
+ * happened.
+ */
+
+export function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs a command inside a namespace. */
+export function ns(name: string, ...args: string[]): string {
+  return sh('ip', ['netns', 'exec', name, ...args]);
+}
+
+export class BenchNamespaces {
+  /** Part of every name this run makes (namespaces, devices), so runs never clash. */
+  readonly suffix = Math.floor(Math.random() * 1e6).toString(16);
+  private readonly made: string[] = [];
+
+  /** A new namespace with its loopback up. */
+  create(label: string): string {
+    const name = `nacl-bench-${label}-${this.suffix}`;
+    sh('ip', ['netns', 'add', name]);
+    this.made.push(name);
+    ns(name, 'ip', 'link', 'set', 'lo', 'up');
+    return name;
+  }
+
+  deleteAll(): void {
+    for (const n of this.made) {
+      try {
+        sh('ip', ['netns', 'delete', n]);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
