@@ -204,8 +204,14 @@ export class LoadBalancer {
     const client = waiting.client;
     node.connecting++;
     let session: Session | null = null;
+    let abandoned = false;
     const backend = this.host.servers.connect(node.address, node.port, (e) => {
       if (session) return this.sessionEvent(session, 'backend', e);
+      if (abandoned) {
+        // The client left first; the node did nothing wrong.
+        if (e.kind === 'reset' || e.kind === 'closed') node.connecting--;
+        return;
+      }
       if (e.kind === 'connected') {
         node.connecting--;
         node.state = 'up';
@@ -222,6 +228,8 @@ export class LoadBalancer {
         // Try the next node at once; with none left the client waits for a check to succeed.
         if (client.connection.state === 'closed') return;
         if (!this.assign(waiting)) {
+          // Nodes that refused now may be back by the time a check succeeds.
+          waiting.tried.clear();
           this.wait(waiting);
           this.queue.unshift(waiting);
           this.counters.waiting = this.queue.length;
@@ -237,7 +245,10 @@ export class LoadBalancer {
       if (session) return this.sessionEvent(session, 'client', e);
       if (e.kind === 'end') waiting.ended = true;
       // The client left before its backend answered: give the backend up too.
-      if (e.kind === 'reset' || e.kind === 'closed') backend.connection.abort();
+      if (e.kind === 'reset' || e.kind === 'closed') {
+        abandoned = true;
+        backend.connection.abort();
+      }
     };
     return true;
   }

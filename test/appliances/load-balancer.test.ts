@@ -136,6 +136,32 @@ describe('the load balancer', () => {
     expect(lb.counters.waiting).toBe(0);
   });
 
+  it('keeps a client that every node refused waiting, and serves it when a node is back', () => {
+    const { net, connect, nodes, lb, listen } = setup({ nodes: 2 });
+    nodes[0]!.unlisten(8000);
+    nodes[1]!.unlisten(8000);
+    const c = connect('again', { keepOpen: true });
+    net.advance(100);
+    expect(lb.nodes.map((n) => n.state)).toEqual(['down', 'down']);
+    expect(lb.counters.waiting).toBe(1);
+    listen(1);
+    net.advance(CHECK_RETRY);
+    expect(c.received()).toBe('node1\nagain');
+  });
+
+  it('does not hold a node responsible for a client that left while it was being connected', () => {
+    const { net, connect, lb } = setup({ nodes: 1 });
+    net.unplug('10.0.2.10'); // the SYN to the node now goes unanswered
+    const c = connect('', { keepOpen: true });
+    net.advance(100);
+    expect(lb.nodes[0]!.connecting).toBe(1);
+    c.socket.connection.abort();
+    net.advance(100);
+    expect(lb.nodes[0]!.state).toBe('up');
+    expect(lb.nodes[0]!.connecting).toBe(0);
+    expect(lb.counters.backend_connect_failures).toBe(0);
+  });
+
   it('makes clients beyond session_limit wait for a session to end', () => {
     const { net, connect, lb } = setup({ sessionLimit: 1 });
     const first = connect('a', { keepOpen: true });
