@@ -5,8 +5,8 @@ import { encodeTcpOptions, parseTcpOptions } from '../wire/tcp-options.ts';
  * One TCP connection (RFC 9293) as a state machine with no I/O: the stack
  * feeds it the segments of its 4-tuple and the time, and it transmits through
  * `send` and reports through `event`, both called synchronously. Deliberately
- * small: no window scaling, SACK or timestamps (we never offer them, so a peer
- * must not use them), no delayed ACKs and no Nagle - a load balancer on a LAN
+ * small: window scaling (RFC 7323) but no SACK or timestamps (we never offer
+ * them, so a peer must not use them), no delayed ACKs and no Nagle - a load balancer on a LAN
  * wants low latency more than fewer packets. Congestion control is NewReno
  * (RFC 5681, RFC 6582) with go-back-N after a timeout; RTO per RFC 6298; RST
  * and SYN handling per RFC 5961.
@@ -38,7 +38,7 @@ export interface TcpConnectionOptions {
   mss?: number;
   /** Bytes write() accepts (unacknowledged included) before it returns less, default 256 KiB. */
   sendBufferLimit?: number;
-  /** Unread bytes we buffer, which bounds the window we advertise; default 64 KiB (the field caps it at 65535). */
+  /** Unread bytes we buffer, which bounds the window we advertise; default 64 KiB. A larger buffer gets a window scale shift (RFC 7323). */
   receiveBufferLimit?: number;
   /** ms for an active open to complete, default 10000. */
   connectTimeout?: number;
@@ -108,6 +108,16 @@ const DEFAULT_PEER_MSS = 536;
 /** Linux's TCP_MIN_MSS: a hostile tiny MSS must not make us send a byte per segment. */
 const MIN_PEER_MSS = 88;
 const MAX_WINDOW = 0xffff;
+/** RFC 7323 2.3. */
+const MAX_SHIFT = 14;
+
+/** The smallest window shift that lets the 16-bit field cover `buffer` bytes (none for 64 KiB: one byte short is no loss). */
+function windowShiftFor(buffer: number): number {
+  if (buffer <= 65536) return 0;
+  let shift = 0;
+  while (shift < MAX_SHIFT && MAX_WINDOW * 2 ** shift < buffer) shift++;
+  return shift;
+}
 const INITIAL_RTO = 1000;
 const MIN_RTO = 200;
 const MAX_RTO = 60_000;
@@ -273,6 +283,11 @@ export class TcpConnection {
   /** Effective send MSS. */
   #mss: number;
   readonly #ourMss: number;
+  /** RFC 7323: the shift we offer (enough for our receive buffer), the peer's, and whether its SYN offered one. */
+  readonly #ourShift: number;
+  #sndShift = 0;
+  #rcvShift = 0;
+  #peerScales = false;
 
   // Congestion control.
   #cwnd: number;
@@ -330,6 +345,7 @@ export class TcpConnection {
     this.#cwnd = initialCwnd(this.#mss);
     this.#sendBuf = new ByteQueue(positive(opts.sendBufferLimit, 256 * 1024));
     this.#rcvBuf = new ByteQueue(positive(opts.receiveBufferLimit, 64 * 1024));
+    this.#ourShift = windowShiftFor(this.#rcvBuf.limit);
   }
 
   /** Active open: sends a SYN with our MSS. */
@@ -358,7 +374,7 @@ export class TcpConnection {
     c.#irs = seg.seq;
     c.#rcvNxt = seqAdd(seg.seq, 1);
     c.#rcvAdvRight = c.#rcvNxt;
-    c.#negotiateMss(seg.options);
+    c.#negotiate(seg.options);
     c.#sendSyn();
     c.#updateTimers();
     return c;
@@ -387,6 +403,7 @@ export class TcpConnection {
     if (this.#state === 'closed') return;
     const seg = incoming(segment);
     if (seg === undefined) return;
+    if ((seg.flags & Syn) === 0) seg.window *= 2 ** this.#sndShift;
     if (Number.isFinite(now)) this.#now = now;
     if (this.#state === 'syn-sent') this.#receiveInSynSent(seg);
     else this.#receiveSynchronized(seg);
@@ -502,7 +519,7 @@ export class TcpConnection {
     this.#irs = seg.seq;
     this.#rcvNxt = seqAdd(seg.seq, 1);
     this.#rcvAdvRight = this.#rcvNxt;
-    this.#negotiateMss(seg.options);
+    this.#negotiate(seg.options);
     if (!hasAck) {
       // Simultaneous open: both SYNs crossed.
       this.#state = 'syn-received';
@@ -789,7 +806,9 @@ export class TcpConnection {
   }
 
   #sendSyn(): void {
-    const options = encodeTcpOptions({ mss: this.#ourMss });
+    // Our SYN always offers scaling; a SYN-ACK only answers a SYN that offered it.
+    const scale = this.#state === 'syn-sent' || this.#peerScales;
+    const options = encodeTcpOptions(scale ? { mss: this.#ourMss, windowScale: this.#ourShift } : { mss: this.#ourMss });
     const flags = this.#state === 'syn-received' ? Syn | Ack : Syn;
     this.#sendRaw(this.#iss, flags & Ack ? this.#rcvNxt : 0, flags, EMPTY, typeof options === 'string' ? undefined : options);
     if (this.#sndMax === this.#iss) {
@@ -834,7 +853,8 @@ export class TcpConnection {
       seq,
       ack,
       flags,
-      window: flags & Rst ? 0 : this.#windowToAdvertise(),
+      // The window of a SYN is never scaled (RFC 7323 2.2).
+      window: flags & Rst ? 0 : flags & Syn ? Math.min(MAX_WINDOW, this.#rcvBuf.free) : this.#windowToAdvertise() / 2 ** this.#rcvShift,
       payload,
     };
     if (options !== undefined) segment.options = options;
@@ -844,9 +864,10 @@ export class TcpConnection {
 
   // --- windows --------------------------------------------------------------------
 
-  /** The room we have for new bytes, as the 16-bit field can say it. */
+  /** The room we have for new bytes, as the 16-bit field and our shift can say it (rounded down to what the shift can express). */
   #receiveWindow(): number {
-    return Math.min(MAX_WINDOW, this.#rcvBuf.free);
+    const unit = 2 ** this.#rcvShift;
+    return Math.floor(Math.min(MAX_WINDOW * unit, this.#rcvBuf.free) / unit) * unit;
   }
 
   /**
@@ -990,11 +1011,17 @@ export class TcpConnection {
     return this.#state === 'closed';
   }
 
-  #negotiateMss(options: Uint8Array | undefined): void {
+  /** The peer's SYN options: MSS, and window scaling when both SYNs offer it (RFC 7323 2.2). */
+  #negotiate(options: Uint8Array | undefined): void {
     const parsed = options === undefined ? {} : parseTcpOptions(options, 0, options.length);
     const peer = typeof parsed === 'string' ? DEFAULT_PEER_MSS : (parsed.mss ?? DEFAULT_PEER_MSS);
     this.#mss = Math.min(this.#ourMss, Math.max(MIN_PEER_MSS, peer));
     this.#cwnd = initialCwnd(this.#mss);
+    const shift = typeof parsed === 'string' ? undefined : parsed.windowScale;
+    this.#peerScales = shift !== undefined;
+    // RFC 7323 2.3: a shift above 14 is taken as 14.
+    this.#sndShift = this.#peerScales ? Math.min(MAX_SHIFT, shift!) : 0;
+    this.#rcvShift = this.#peerScales ? this.#ourShift : 0;
   }
 
   #canWrite(): boolean {

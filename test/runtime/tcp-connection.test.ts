@@ -360,7 +360,7 @@ function path(ep: Endpoint): TcpState[] {
 // --- tests --------------------------------------------------------------------------
 
 describe('TCP connection: handshake', () => {
-  it('connects both sides, each SYN carrying our MSS', () => {
+  it('connects both sides, each SYN carrying our MSS and offering window scaling', () => {
     const sim = new Sim({ b: { mss: 1200 } });
     sim.connect();
     expect(sim.a.conn!.state).toBe('established');
@@ -372,8 +372,9 @@ describe('TCP connection: handshake', () => {
     expect(synFromA!.flags).toBe(Syn);
     expect(synAck!.flags).toBe(Syn | Ack);
     expect(synAck!.ack).toBe(u32(ISN + 1));
-    expect(parseTcpOptions(synFromA!.options!, 0, synFromA!.options!.length)).toEqual({ mss: 1460 });
-    expect(parseTcpOptions(synAck!.options!, 0, synAck!.options!.length)).toEqual({ mss: 1200 });
+    // A 64 KiB buffer needs no shift; offering 0 still lets the peer scale its own windows.
+    expect(parseTcpOptions(synFromA!.options!, 0, synFromA!.options!.length)).toEqual({ mss: 1460, windowScale: 0 });
+    expect(parseTcpOptions(synAck!.options!, 0, synAck!.options!.length)).toEqual({ mss: 1200, windowScale: 0 });
   });
 
   it('sends no segment larger than the smaller of the two MSSes', () => {
@@ -394,12 +395,51 @@ describe('TCP connection: handshake', () => {
     expect(dataSent(rec).map((s) => s.payload.length)).toEqual([536, 536, 536, 536]);
   });
 
-  it('offers only MSS when the SYN asks for window scaling, SACK and timestamps', () => {
+  it('answers a SYN asking for window scaling, SACK and timestamps with MSS and window scaling only', () => {
     const rec: Recorder = { sent: [], events: [] };
     const options_ = encodeTcpOptions({ mss: 1460, windowScale: 7, sackPermitted: true, timestamp: { value: 1, echo: 0 } }) as Uint8Array;
     TcpConnection.accept(options(rec), seg({ seq: PEER_ISN, flags: Syn, options: options_ }));
     const synAck = rec.sent[0]!;
+    expect(parseTcpOptions(synAck.options!, 0, synAck.options!.length)).toEqual({ mss: 1460, windowScale: 0 });
+  });
+
+  it('does not offer window scaling in a SYN-ACK when the SYN did not, and keeps its windows within 16 bits', () => {
+    const { conn, rec, rcv, snd } = passive({ receiveBufferLimit: 256 * 1024 });
+    const synAck = rec.sent[0]!;
     expect(parseTcpOptions(synAck.options!, 0, synAck.options!.length)).toEqual({ mss: 1460 });
+    conn.receive(seg({ seq: rcv, ack: snd, payload: pattern(1000) }), 1);
+    expect(rec.sent.at(-1)!.window).toBe(65535);
+  });
+
+  it('scales its windows both ways when both SYNs offer it (RFC 7323)', () => {
+    const rec: Recorder = { sent: [], events: [] };
+    const offer = encodeTcpOptions({ mss: 1460, windowScale: 3 }) as Uint8Array;
+    const conn = TcpConnection.accept(options(rec, { receiveBufferLimit: 256 * 1024 }), seg({ seq: PEER_ISN, flags: Syn, window: 1000, options: offer }));
+    const synAck = rec.sent[0]!;
+    // 256 KiB needs a shift of 3 (65535 << 2 is just short); the SYN-ACK's own window is never scaled.
+    expect(parseTcpOptions(synAck.options!, 0, synAck.options!.length)).toEqual({ mss: 1460, windowScale: 3 });
+    expect(synAck.window).toBe(65535);
+    // The peer's window field 10000 means 80000 bytes: more than 16 bits could say.
+    conn.receive(seg({ seq: u32(PEER_ISN + 1), ack: u32(ISN + 1), window: 10_000 }), 1);
+    conn.receive(seg({ seq: u32(PEER_ISN + 1), ack: u32(ISN + 1), window: 10_000, payload: pattern(100) }), 2);
+    expect(rec.sent.at(-1)!.window).toBe((256 * 1024 - 100) >>> 3);
+    let acked = u32(ISN + 1);
+    // Acknowledge everything sent, round after round: slow start opens the congestion window until
+    // the peer's scaled window (80000 bytes) is what limits the bytes in flight.
+    let inFlight = 0;
+    let seen = 0;
+    for (let t = 3; t < 30; t++) {
+      conn.write(pattern(conn.writableSpace));
+      const round = dataSent(rec).slice(seen);
+      seen += round.length;
+      const end = u32(round.at(-1)!.seq + round.at(-1)!.payload.length);
+      inFlight = Math.max(inFlight, u32(end - acked));
+      // One ACK per segment, as a receiver without delayed ACKs sends them.
+      for (const d of round) conn.receive(seg({ seq: u32(PEER_ISN + 101), ack: u32(d.seq + d.payload.length), window: 10_000 }), t);
+      acked = end;
+    }
+    expect(inFlight).toBeGreaterThan(65535);
+    expect(inFlight).toBeLessThanOrEqual(80_000);
   });
 
   it('answers a retransmitted SYN in SYN-RECEIVED with the SYN-ACK at once', () => {
