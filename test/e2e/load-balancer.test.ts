@@ -13,9 +13,20 @@ import { shOutput as sh, Topology, waitFor, type Host } from './topology.ts';
  */
 
 const PORTS = [8001, 8002, 8003];
+// Both sides filtered, as a real edge would be: clients may open port 80 only, and nothing may
+// open a connection to the appliance from the nodes' side; replies pass as established.
 const CONFIG = `
-Iface outside { index: 0, address: 10.78.1.1, netmask: 255.255.255.0 }
-Iface inside { index: 1, address: 10.78.2.1, netmask: 255.255.255.0 }
+Iface outside { index: 0, address: 10.78.1.1, netmask: 255.255.255.0, input: from_clients }
+Iface inside { index: 1, address: 10.78.2.1, netmask: 255.255.255.0, input: from_nodes }
+Filter::IP from_clients {
+  if (ct.state == established) { accept }
+  Filter::TCP { if (tcp.dport == 80) { accept } }
+  drop
+}
+Filter::IP from_nodes {
+  if (ct.state == established) { accept }
+  drop
+}
 Load_balancer lb {
   layer: tcp,
   clients: { iface: outside, port: 80, wait_queue_limit: 100, session_limit: 100 },
@@ -88,6 +99,12 @@ describeRealNetwork('the TCP load balancer between Linux hosts', () => {
     const counters = await topo.counters();
     expect(counters['lb.backend_connect_failures']).toBeGreaterThanOrEqual(1);
     expect(topo.output.some((l) => l.includes('node 10.78.2.5:8002 is down'))).toBe(true);
+  });
+
+  it('lets only what its input filters allow reach it', () => {
+    expect(sh(client, 'nc -z -w 2 10.78.1.1 80; echo rc=$?')).toContain('rc=0');
+    expect(sh(client, 'nc -z -w 2 10.78.1.1 81; echo rc=$?')).toContain('rc=1');
+    expect(sh(backends, 'nc -z -w 2 10.78.2.1 80; echo rc=$?')).toContain('rc=1');
   });
 
   it('reports its sessions and nodes in the lb Timer item', async () => {
