@@ -81,6 +81,9 @@ export interface LoadBalancerCounters {
   clients_wait_timeout: number;
   backend_connect_failures: number;
   health_checks: number;
+  /** Nodes a check or a session has found up, and nodes marked down. */
+  nodes_up: number;
+  nodes_down: number;
 }
 
 export class LoadBalancer {
@@ -92,6 +95,8 @@ export class LoadBalancer {
     clients_wait_timeout: 0,
     backend_connect_failures: 0,
     health_checks: 0,
+    nodes_up: 0,
+    nodes_down: 0,
   };
   readonly nodes: readonly Node[];
   private readonly queue: Waiting[] = [];
@@ -131,6 +136,8 @@ export class LoadBalancer {
       waiting.client.connection.abort();
     }
     this.counters.waiting = this.queue.length;
+    this.counters.nodes_up = this.nodes.filter((n) => n.state === 'up').length;
+    this.counters.nodes_down = this.nodes.filter((n) => n.state === 'down').length;
   }
 
   /** The `lb` Timer item (runtime-semantics.md 7.8), with our counters in it. */

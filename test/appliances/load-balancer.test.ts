@@ -106,9 +106,12 @@ describe('the load balancer', () => {
     servedBy();
     servedBy();
     expect(lb.nodes[1]!.state).toBe('down');
+    net.advance(50);
+    expect([lb.counters.nodes_up, lb.counters.nodes_down]).toEqual([2, 1]);
     listen(1);
     net.advance(CHECK_RETRY);
     expect(lb.nodes[1]!.state).toBe('up');
+    expect([lb.counters.nodes_up, lb.counters.nodes_down]).toEqual([3, 0]);
     expect(logs).toContain('[ NaCl LB ] node 10.0.2.11:8000 is up');
     expect(new Set(Array.from({ length: 3 }, () => servedBy()))).toEqual(new Set(['node0', 'node1', 'node2']));
   });
