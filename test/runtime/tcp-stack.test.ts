@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PortAllocator } from '../../runtime/port-allocator.ts';
 import { initialSequenceNumber } from '../../runtime/tcp/isn.ts';
@@ -75,6 +76,48 @@ describe('the TCP stack of an address', () => {
     expect(stack.connect(B, 80, () => {})).not.toBeNull();
     expect(stack.connect(B, 80, () => {})).toBeNull();
     expect(stack.counters.no_ephemeral_port).toBe(1);
+  });
+});
+
+describe('the TCP stack under hostile input', () => {
+  it('never throws and never holds more than SYN_BACKLOG half-open connections, whatever arrives', () => {
+    const header = fc.record({
+      sport: fc.integer({ min: 0, max: 65535 }),
+      dport: fc.constantFrom(80, 81, 0, 65535),
+      seq: fc.integer({ min: 0, max: 0xffffffff }),
+      ack: fc.integer({ min: 0, max: 0xffffffff }),
+      offset: fc.integer({ min: 0, max: 15 }),
+      flags: fc.integer({ min: 0, max: 255 }),
+      window: fc.integer({ min: 0, max: 65535 }),
+      tail: fc.uint8Array({ maxLength: 80 }),
+      from: fc.integer({ min: 1, max: 4 }),
+    });
+    fc.assert(
+      fc.property(fc.array(header, { maxLength: 300 }), (segments) => {
+        const sent: TcpRepr[] = [];
+        const stack = new TcpStack({ address: () => A, send: (_r, s) => sent.push(s), now: () => 0, ports: new PortAllocator(() => 0), random: () => 0.5 });
+        let accepted = 0;
+        stack.listen(80, { accept: () => accepted++ });
+        for (const h of segments) {
+          const b = new Uint8Array(20 + h.tail.length);
+          b[0] = h.sport >> 8;
+          b[1] = h.sport & 255;
+          b[2] = h.dport >> 8;
+          b[3] = h.dport & 255;
+          new DataView(b.buffer).setUint32(4, h.seq);
+          new DataView(b.buffer).setUint32(8, h.ack);
+          b[12] = h.offset << 4;
+          b[13] = h.flags;
+          b[14] = h.window >> 8;
+          b[15] = h.window & 255;
+          b.set(h.tail, 20);
+          stack.receive(B + h.from, b, 0, b.length);
+        }
+        expect(stack.size).toBeLessThanOrEqual(SYN_BACKLOG + accepted);
+        for (const s of sent) expect([s.srcPort, s.dstPort]).toSatisfy(([src, dst]: number[]) => src === 80 && dst > 0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
