@@ -145,9 +145,8 @@ export class LoadBalancer {
     const c = this.counters;
     const delta = c.sessions_total - this.reported;
     this.reported = c.sessions_total;
-    const connecting = this.nodes.reduce((n, node) => n + node.connecting, 0);
     const lines = [
-      `Total ${c.sessions_total} (+${delta}) Sess ${c.sessions_open} Wait ${this.queue.length} TO ${c.clients_wait_timeout} - Pool 0 C.Att ${connecting} Err ${c.backend_connect_failures} Refused ${c.clients_refused}`,
+      `Total ${c.sessions_total} (+${delta}) Sess ${c.sessions_open} Wait ${this.queue.length} TO ${c.clients_wait_timeout} - Pool 0 C.Att ${this.connecting()} Err ${c.backend_connect_failures} Refused ${c.clients_refused}`,
     ];
     for (let i = 0; i < this.nodes.length; i += 2) {
       lines.push(

@@ -119,8 +119,7 @@ export class TcpStack {
    * the connections or a SYN to a listener: what `receive` will take.
    */
   takes(remote: number, remotePort: number, localPort: number, flags: number): boolean {
-    if (this.entries.has(key(remote, remotePort, localPort))) return true;
-    return this.listeners.has(localPort) && (flags & (TcpFlag.Syn | TcpFlag.Ack | TcpFlag.Rst)) === TcpFlag.Syn;
+    return this.entries.has(key(remote, remotePort, localPort)) || (this.listeners.has(localPort) && opensConnection(flags));
   }
 
   /**
@@ -138,14 +137,15 @@ export class TcpStack {
   }
 
   receiveSegment(src: number, segment: TcpRepr): boolean {
-    if (!this.takes(src, segment.srcPort, segment.dstPort, segment.flags)) return false;
-    this.counters.segments_rx++;
     const entry = this.entries.get(key(src, segment.srcPort, segment.dstPort));
     if (entry) {
+      this.counters.segments_rx++;
       entry.socket.connection.receive(segment, this.host.now());
       return true;
     }
-    const listening = this.listeners.get(segment.dstPort)!;
+    const listening = this.listeners.get(segment.dstPort);
+    if (!listening || !opensConnection(segment.flags)) return false;
+    this.counters.segments_rx++;
     if (listening.halfOpen.length >= SYN_BACKLOG) {
       // Upstream evicts the oldest half-open connection: a SYN flood cannot lock real clients out for long.
       this.counters.syn_backlog_evictions++;
@@ -175,15 +175,9 @@ export class TcpStack {
   ): Entry {
     const k = key(remoteAddress, remotePort, localPort);
     const now = this.host.now();
-    const entry = { socket: null as unknown as TcpSocket, listener: listening, ephemeral } as Entry;
-    const socket = {
-      connection: null as unknown as TcpConnection,
-      localPort,
-      remoteAddress,
-      remotePort,
-      onEvent: (_e: TcpEvent) => {},
-    };
-    entry.socket = socket;
+    // The connection is made last: its callbacks need the entry, and making it may already send.
+    const socket = { connection: null as unknown as TcpConnection, localPort, remoteAddress, remotePort, onEvent: (_e: TcpEvent) => {} };
+    const entry: Entry = { socket, listener: listening, ephemeral };
     this.entries.set(k, entry);
     socket.connection = make({
       localPort,
@@ -218,6 +212,11 @@ export class TcpStack {
     }
     entry.socket.onEvent(e);
   }
+}
+
+/** A SYN alone (no ACK, no RST): what may open a connection on a listener. */
+function opensConnection(flags: number): boolean {
+  return (flags & (TcpFlag.Syn | TcpFlag.Ack | TcpFlag.Rst)) === TcpFlag.Syn;
 }
 
 function key(remoteAddress: number, remotePort: number, localPort: number): string {

@@ -1,3 +1,4 @@
+import { prng } from '../../appliances/random-packets.ts';
 import { PortAllocator } from '../../runtime/port-allocator.ts';
 import type { TcpEvent } from '../../runtime/tcp/connection.ts';
 import { TcpStack, type TcpSocket } from '../../runtime/tcp/stack.ts';
@@ -15,14 +16,12 @@ export class TcpNet {
   readonly stacks = new Map<number, TcpStack>();
   private readonly queue: { src: number; dst: number; segment: TcpRepr }[] = [];
   private readonly tickers: ((now: number) => void)[] = [];
-  private seed = 1;
+  /** One seeded generator for every stack's ports and ISN secret, so runs repeat. */
+  private readonly random = prng(1);
 
   stack(address: string): TcpStack {
     const a = parseIpv4Address(address)!;
-    const random = () => {
-      this.seed = (Math.imul(this.seed, 1103515245) + 12345) >>> 0;
-      return this.seed / 2 ** 32;
-    };
+    const random = this.random;
     const stack = new TcpStack({ address: () => a, send: (remote, segment) => this.queue.push({ src: a, dst: remote, segment }), now: () => this.now, ports: new PortAllocator(random), random });
     this.stacks.set(a, stack);
     this.tickers.push((now) => stack.tick(now));
