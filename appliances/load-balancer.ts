@@ -337,11 +337,8 @@ export class LoadBalancer {
   private pump(session: Session, from: TcpConnection, to: TcpConnection, fromSide: 'client' | 'backend'): void {
     if (session.pumping[fromSide]) return;
     session.pumping[fromSide] = true;
-    while (from.readable > 0 && to.writableSpace > 0) {
-      const data = from.read(to.writableSpace);
-      if (data.length === 0) break;
-      to.write(data);
-    }
+    // Straight from one connection's receive buffer into the other's send buffer: no copy in between.
+    from.readInto((bytes) => to.write(bytes));
     session.pumping[fromSide] = false;
     const ended = fromSide === 'client' ? session.clientEnded : session.backendEnded;
     if (ended && from.readable === 0) to.close();

@@ -44,7 +44,10 @@ export interface TcpConnectionOptions {
   connectTimeout?: number;
   /** ms in TIME-WAIT, default 60000 (2*MSL, MSL 30 s). */
   timeWait?: number;
-  /** Transmits a segment; the stack adds IP. */
+  /**
+   * Transmits a segment; the stack adds IP. The payload may be a view into
+   * the send buffer, good only until this call returns: copy it to keep it.
+   */
   send(segment: TcpRepr): void;
   event(e: TcpEvent): void;
 }
@@ -213,6 +216,19 @@ class ByteQueue {
     return n;
   }
 
+  /**
+   * `n` bytes from `offset`, clamped to what is queued: a view into the
+   * buffer when they lie in one piece (good until the queue next changes),
+   * else a copy.
+   */
+  view(offset: number, n: number): Uint8Array {
+    const start = Math.max(0, Math.min(offset, this.#length));
+    const count = Math.max(0, Math.min(n, this.#length - start));
+    if (count === 0) return EMPTY;
+    const at = (this.#head + start) % this.#buf.length;
+    return at + count <= this.#buf.length ? this.#buf.subarray(at, at + count) : this.copy(offset, n);
+  }
+
   /** A copy of `n` bytes from `offset`, clamped to what is queued. */
   copy(offset: number, n: number): Uint8Array {
     const start = Math.max(0, Math.min(offset, this.#length));
@@ -225,6 +241,12 @@ class ByteQueue {
     out.set(this.#buf.subarray(at, at + first));
     if (count > first) out.set(this.#buf.subarray(0, count - first), first);
     return out;
+  }
+
+  /** The queued bytes that lie in one piece from the front: a view, good until the queue next changes. */
+  head(): Uint8Array {
+    if (this.#length === 0) return EMPTY;
+    return this.#buf.subarray(this.#head, Math.min(this.#head + this.#length, this.#buf.length));
   }
 
   drop(n: number): void {
@@ -403,7 +425,7 @@ export class TcpConnection {
     if (this.#state === 'closed') return;
     const seg = incoming(segment);
     if (seg === undefined) return;
-    if ((seg.flags & Syn) === 0) seg.window *= 2 ** this.#sndShift;
+    if ((seg.flags & Syn) === 0) seg.window *= 1 << this.#sndShift;
     if (Number.isFinite(now)) this.#now = now;
     if (this.#state === 'syn-sent') this.#receiveInSynSent(seg);
     else this.#receiveSynchronized(seg);
@@ -433,11 +455,36 @@ export class TcpConnection {
   read(max?: number): Uint8Array {
     const limit = typeof max === 'number' && max >= 0 ? Math.floor(max) : Infinity;
     const out = this.#rcvBuf.take(Math.min(limit, this.#rcvBuf.length));
-    if (out.length > 0 && this.#state !== 'closed' && !this.#finReceived && this.#windowUpdateDue()) {
+    this.#consumed(out.length);
+    return out;
+  }
+
+  /**
+   * Offers the buffered in-order bytes to `sink` without copying them out
+   * (each piece a view into the buffer, good only during the call) while it
+   * takes all it is offered; what it takes counts as read. Returns the bytes
+   * taken. A proxy moves bytes from one connection to another with it.
+   */
+  readInto(sink: (bytes: Uint8Array) => number): number {
+    let taken = 0;
+    while (this.#rcvBuf.length > 0) {
+      const piece = this.#rcvBuf.head();
+      const offered = sink(piece);
+      const n = offered > 0 ? Math.min(piece.length, Math.floor(offered)) : 0;
+      this.#rcvBuf.drop(n);
+      taken += n;
+      if (n < piece.length) break;
+    }
+    this.#consumed(taken);
+    return taken;
+  }
+
+  /** The application took `n` bytes: tell the peer about the room they make, when it is worth a segment. */
+  #consumed(n: number): void {
+    if (n > 0 && this.#state !== 'closed' && !this.#finReceived && this.#windowUpdateDue()) {
       this.#sendAck();
       this.#flush();
     }
-    return out;
   }
 
   /** Orderly close: a FIN after every byte written so far. Before the handshake completes, the FIN waits for it. */
@@ -481,6 +528,21 @@ export class TcpConnection {
     this.#rcvBuf.clear();
     this.#terminate({ kind: 'closed' });
     this.#flush();
+  }
+
+  /**
+   * RFC 1122 4.2.2.13, as Linux applies it without timestamps: a SYN for
+   * this connection's four-tuple while it lingers in TIME-WAIT opens a new
+   * incarnation when its sequence number lies past everything this one
+   * received. Clients that reuse ports quickly (every HTTP load generator)
+   * would otherwise get an ACK, answer it with RST and retry only after a
+   * second. Returns the sequence number the new connection's ISN must lie
+   * past (the highest this one sent), or undefined to answer as TIME-WAIT.
+   */
+  reopenFloor(syn: TcpRepr): number | undefined {
+    const seg = incoming(syn);
+    if (this.#state !== 'time-wait' || seg === undefined || (seg.flags & (Syn | Ack | Rst)) !== Syn) return undefined;
+    return seqGt(seg.seq, this.#rcvNxt) ? this.#sndMax : undefined;
   }
 
   tick(now: number): void {
@@ -787,7 +849,8 @@ export class TcpConnection {
   /** Sends the segment at `seq` of `len` buffered bytes, and the FIN if asked; returns the sequence space it takes. */
   #transmit(seq: number, len: number, fin: boolean): number {
     const offset = seqDiff(seq, this.#dataSeq);
-    const payload = this.#sendBuf.copy(offset, len);
+    // Sent before the buffer changes: the stack copies it into the datagram.
+    const payload = this.#sendBuf.view(offset, len);
     let flags = Ack;
     if (payload.length > 0 && offset + payload.length === this.#sendBuf.length) flags |= Psh;
     if (fin) flags |= Fin;
@@ -854,7 +917,7 @@ export class TcpConnection {
       ack,
       flags,
       // The window of a SYN is never scaled (RFC 7323 2.2).
-      window: flags & Rst ? 0 : flags & Syn ? Math.min(MAX_WINDOW, this.#rcvBuf.free) : this.#windowToAdvertise() / 2 ** this.#rcvShift,
+      window: flags & Rst ? 0 : flags & Syn ? Math.min(MAX_WINDOW, this.#rcvBuf.free) : this.#windowToAdvertise() >>> this.#rcvShift,
       payload,
     };
     if (options !== undefined) segment.options = options;
@@ -866,7 +929,7 @@ export class TcpConnection {
 
   /** The room we have for new bytes, as the 16-bit field and our shift can say it (rounded down to what the shift can express). */
   #receiveWindow(): number {
-    const unit = 2 ** this.#rcvShift;
+    const unit = 1 << this.#rcvShift;
     return Math.floor(Math.min(MAX_WINDOW * unit, this.#rcvBuf.free) / unit) * unit;
   }
 
@@ -885,9 +948,19 @@ export class TcpConnection {
     return offered;
   }
 
+  /**
+   * Whether a read made room worth a segment of its own. Beyond receiver SWS
+   * avoidance, as Linux decides (tcp_cleanup_rbuf): only when the window at
+   * least doubles, or when the peer is left less than a segment's worth,
+   * which its sender may wait on. While the peer still has half the new
+   * window to fill, the ACKs of what it sends carry the news anyway; a
+   * receiver that reads at once would otherwise send two ACKs per segment.
+   */
   #windowUpdateDue(): boolean {
     const offered = Math.max(0, seqDiff(this.#rcvAdvRight, this.#rcvNxt));
-    return this.#receiveWindow() - offered >= this.#windowStep();
+    const window = this.#receiveWindow();
+    const step = this.#windowStep();
+    return window - offered >= step && (offered < step || window >= 2 * offered);
   }
 
   #windowStep(): number {

@@ -22,7 +22,7 @@ export class TcpNet {
   stack(address: string): TcpStack {
     const a = parseIpv4Address(address)!;
     const random = this.random;
-    const stack = new TcpStack({ address: () => a, send: (remote, segment) => this.queue.push({ src: a, dst: remote, segment }), now: () => this.now, ports: new PortAllocator(random), random });
+    const stack = new TcpStack({ address: () => a, send: (remote, segment) => this.queue.push({ src: a, dst: remote, segment: { ...segment, payload: segment.payload.slice() } }), now: () => this.now, ports: new PortAllocator(random), random });
     this.stacks.set(a, stack);
     this.tickers.push((now) => stack.tick(now));
     return stack;

@@ -593,15 +593,54 @@ describe('TCP connection: transfer', () => {
     ]);
   });
 
-  it('reopens the window only once it can grow by an MSS (no silly window)', () => {
+  it('reopens a window left below an MSS only once it can grow by an MSS (no silly window)', () => {
     const { conn, rec } = passive({ receiveBufferLimit: 10_000 });
-    for (let i = 0; i < 5; i++) conn.receive(seg({ seq: PEER_ISN + 1 + i * 1460, ack: ISN + 1, payload: pattern(1460) }), 1);
-    expect(rec.sent.at(-1)!.window).toBe(2700);
+    for (let i = 0; i < 6; i++) conn.receive(seg({ seq: PEER_ISN + 1 + i * 1460, ack: ISN + 1, payload: pattern(1460) }), 1);
+    expect(rec.sent.at(-1)!.window).toBe(1240);
     const before = rec.sent.length;
     conn.read(1000);
     expect(rec.sent.length).toBe(before);
     conn.read(500);
-    expect(rec.sent.slice(before)).toEqual([expect.objectContaining({ flags: Ack, ack: PEER_ISN + 1 + 7300, window: 4200 })]);
+    expect(rec.sent.slice(before)).toEqual([expect.objectContaining({ flags: Ack, ack: PEER_ISN + 1 + 8760, window: 2740 })]);
+  });
+
+  it('sends no window update while the peer still has half the new window to fill', () => {
+    const { conn, rec } = passive({ receiveBufferLimit: 10_000 });
+    for (let i = 0; i < 3; i++) conn.receive(seg({ seq: PEER_ISN + 1 + i * 1460, ack: ISN + 1, payload: pattern(1460) }), 1);
+    expect(rec.sent.at(-1)!.window).toBe(5620);
+    const before = rec.sent.length;
+    conn.read(1460);
+    conn.read();
+    expect(rec.sent.length).toBe(before);
+    // The ACK of the peer's next segment carries the room the reads made.
+    conn.receive(seg({ seq: PEER_ISN + 1 + 4380, ack: ISN + 1, payload: pattern(1460) }), 2);
+    expect(rec.sent.slice(before)).toEqual([expect.objectContaining({ ack: PEER_ISN + 1 + 5840, window: 8540 })]);
+  });
+
+  it('sends a window update when a read at least doubles the window', () => {
+    const { conn, rec } = passive({ receiveBufferLimit: 10_000 });
+    for (let i = 0; i < 5; i++) conn.receive(seg({ seq: PEER_ISN + 1 + i * 1460, ack: ISN + 1, payload: pattern(1460) }), 1);
+    expect(rec.sent.at(-1)!.window).toBe(2700);
+    const before = rec.sent.length;
+    conn.read(2000);
+    expect(rec.sent.length).toBe(before);
+    conn.read(1000);
+    expect(rec.sent.slice(before)).toEqual([expect.objectContaining({ flags: Ack, ack: PEER_ISN + 1 + 7300, window: 5700 })]);
+  });
+
+  it('offers buffered bytes to readInto in place, piece by piece across the buffer wrap, and counts only what the sink takes', () => {
+    const { conn } = passive({ receiveBufferLimit: 4096 });
+    const data = pattern(5000);
+    conn.receive(seg({ seq: PEER_ISN + 1, ack: ISN + 1, payload: data.subarray(0, 3000) }), 1);
+    expect(conn.read(2000)).toEqual(data.subarray(0, 2000));
+    conn.receive(seg({ seq: PEER_ISN + 3001, ack: ISN + 1, payload: data.subarray(3000, 5000) }), 2);
+    expect(conn.readInto((piece) => Math.min(100, piece.length))).toBe(100);
+    const pieces: Uint8Array[] = [];
+    expect(conn.readInto((piece) => (pieces.push(piece.slice()), piece.length))).toBe(2900);
+    // The 4 KiB ring wrapped: two pieces, which together are the bytes in order.
+    expect(pieces.map((p) => p.length)).toEqual([1996, 904]);
+    expect(Buffer.concat(pieces)).toEqual(Buffer.from(data.subarray(2100)));
+    expect(conn.readable).toBe(0);
   });
 
   it('trims data beyond the window and advertises a closed window', () => {

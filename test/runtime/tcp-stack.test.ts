@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PortAllocator } from '../../runtime/port-allocator.ts';
 import { initialSequenceNumber } from '../../runtime/tcp/isn.ts';
-import { SYN_BACKLOG, TcpStack } from '../../runtime/tcp/stack.ts';
+import { SYN_BACKLOG, TcpStack, type TcpSocket } from '../../runtime/tcp/stack.ts';
 import { TcpFlag, TcpRepr } from '../../runtime/wire/tcp.ts';
 import { client, echoServer, TcpNet } from '../helpers/tcp-net.ts';
 
@@ -47,6 +47,49 @@ describe('the TCP stack of an address', () => {
     expect(stack.size).toBe(SYN_BACKLOG);
     // The evicted one is gone: its next segment is not taken.
     expect(stack.receiveSegment(B, { ...syn(10000), flags: TcpFlag.Ack, seq: 1001, ack: (sent[0]!.segment.seq + 1) >>> 0 })).toBe(false);
+  });
+
+  /** A connection from B:4000 that the stack's side closed first, left in TIME-WAIT; `iss` is the stack's ISN. */
+  function inTimeWait() {
+    const { stack, sent } = lone();
+    const events: string[] = [];
+    let socket: TcpSocket | undefined;
+    stack.listen(80, {
+      accept: (s) => {
+        socket = s;
+        s.onEvent = (e) => events.push(e.kind);
+      },
+    });
+    stack.receiveSegment(B, syn(4000));
+    const iss = sent[0]!.segment.seq;
+    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1) >>> 0 });
+    socket!.connection.close();
+    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Fin | TcpFlag.Ack, seq: 1001, ack: (iss + 2) >>> 0 });
+    expect(socket!.connection.state).toBe('time-wait');
+    return { stack, sent, events, socket: socket!, iss };
+  }
+
+  it('lets a SYN past what TIME-WAIT received open a new connection on the four-tuple, with an ISN past what the old one sent', () => {
+    const { stack, sent, events, iss } = inTimeWait();
+    expect(events).toEqual(['end']);
+    expect(stack.receiveSegment(B, syn(4000, 80, 900_000))).toBe(true);
+    expect(stack.counters.time_wait_reopened).toBe(1);
+    // The old incarnation is over for its application too.
+    expect(events).toEqual(['end', 'closed']);
+    const synAck = sent.at(-1)!.segment;
+    expect(synAck.flags).toBe(TcpFlag.Syn | TcpFlag.Ack);
+    expect(synAck.ack).toBe(900_001);
+    expect(((synAck.seq - iss) | 0) > 65535).toBe(true);
+    expect(stack.size).toBe(1);
+  });
+
+  it('answers a SYN not past what TIME-WAIT received with an ACK and keeps the old connection', () => {
+    const { stack, sent, socket } = inTimeWait();
+    const before = sent.length;
+    expect(stack.receiveSegment(B, syn(4000, 80, 1001))).toBe(true);
+    expect(stack.counters.time_wait_reopened).toBe(0);
+    expect(socket.connection.state).toBe('time-wait');
+    expect(sent.slice(before).map((x) => x.segment.flags)).toEqual([TcpFlag.Ack]);
   });
 
   it('counts a malformed segment and takes it, so it gets no RST', () => {
