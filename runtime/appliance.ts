@@ -64,8 +64,20 @@ export interface ApplianceEnv {
   /** Console output: log(...) actions, timers, events. */
   log(line: string): void;
   random(): number;
-  /** Host facts for the Timer `memory`/`cpu` items. */
-  readonly host?: { memory(): { used: number; total: number }; cpuMicros(): number };
+  /** Host facts for the Timer `memory`, `cpu` and `stack-sampling` items. */
+  readonly host?: ApplianceHost;
+}
+
+export interface ApplianceHost {
+  memory(): { used: number; total: number };
+  cpuMicros(): number;
+  /**
+   * Starts sampling the stack, for a Timer that lists `stack-sampling`;
+   * then each call of `stackSamples` gives the samples since the previous
+   * one. Absent, or false, where the host cannot sample.
+   */
+  startStackSampling?(): boolean;
+  stackSamples?(): { total: number; functions: readonly { name: string; count: number }[] };
 }
 
 export interface ApplianceOptions {
@@ -798,6 +810,7 @@ export class Appliance {
   }
 
   private startTimers(): void {
+    if (this.ir.timers.some((t) => t.data.includes('stack-sampling'))) this.sampling = this.env.host?.startStackSampling?.() ?? false;
     for (const t of this.ir.timers) {
       const run = () => this.timerReport(t.data);
       this.timers.push(
@@ -810,6 +823,8 @@ export class Appliance {
   }
 
   private cpuSample: { at: number; micros: number } | null = null;
+  /** Whether the host samples the stack (a Timer lists `stack-sampling` and the host can). */
+  private sampling = false;
 
   /** One Timer report (8.10; memory and cpu printed as the FIXes of 8.2 say). */
   timerReport(data: readonly string[]): void {
@@ -840,9 +855,17 @@ export class Appliance {
         case 'lb':
           if (this.lb) for (const line of this.lb.report()) this.env.log(`[ NaCl Timer LB ] ${line}`);
           break;
-        case 'stack-sampling':
-          this.env.log('[ NaCl Timer Stack Sampling ] stack sampling is not available in this runtime');
+        case 'stack-sampling': {
+          const samples = this.sampling ? this.env.host?.stackSamples?.() : undefined;
+          if (!samples) {
+            this.env.log('[ NaCl Timer Stack Sampling ] stack sampling is not available on this host');
+            break;
+          }
+          this.env.log('[ NaCl Timer Stack Sampling ]');
+          this.env.log(`Stack sampling - ${samples.functions.length} results (${samples.total} samples)`);
+          for (const f of samples.functions.slice(0, 5)) this.env.log(`${((100 * f.count) / samples.total).toFixed(2).padStart(6)}%  ${f.count}: ${f.name}`);
           break;
+        }
         case 'timers':
           this.env.log(`[ NaCl Timer Timers ] Active: ${this.timers.length} Existing: ${this.timers.length} Free: 0`);
           break;

@@ -9,6 +9,7 @@ import { systemClock } from './clock.ts';
 import { openMemoryNic } from './drivers/memory.ts';
 import type { Nic } from './drivers/nic.ts';
 import { openPcapNic, PcapWriter, recordNic } from './drivers/pcap.ts';
+import { StackSampler } from './stack-sampler.ts';
 import type { DriverSpec } from './drivers/spec.ts';
 import type { BootedAppliance } from './image-entry.ts';
 
@@ -114,6 +115,7 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
     if (options.logFormat === 'json') options.write(JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields }));
     else options.write(message);
   };
+  let sampler: StackSampler | undefined;
   const env: ApplianceEnv = {
     nics,
     clock: systemClock(),
@@ -128,6 +130,11 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
         const c = process.cpuUsage();
         return c.user + c.system;
       },
+      startStackSampling: () => {
+        sampler ??= StackSampler.start();
+        return sampler !== undefined;
+      },
+      stackSamples: () => sampler?.take() ?? { total: 0, functions: [] },
     },
   };
 
@@ -174,6 +181,7 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
       if (stopped) return;
       stopped = true;
       appliance.stop();
+      sampler?.stop();
       for (const nic of nics.values()) await nic.close();
       for (const w of writers) await w.close();
       if (server) await new Promise((r) => server!.close(() => r(undefined)));

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -76,5 +76,23 @@ describe('nacl run', () => {
     expect(out).toMatch(/^ready: .*cidr\.nacl/m);
     child.kill('SIGINT');
     expect(await new Promise((r) => child.on('exit', r))).toBe(0);
+  });
+
+  it('samples the stack for a Timer that lists stack-sampling and prints what it found', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nacl-sampling-'));
+    const config = join(dir, 'sampling.nacl');
+    writeFileSync(config, 'Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }\nTimer t { interval: 1, data: [stack-sampling] }\n');
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', config, '--nic', '0=memory:sampling-test'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    for (let i = 0; i < 100 && !/samples\)\n(.*\n)+/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    await new Promise((r) => child.on('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+    expect(out).toContain('[ NaCl Timer Stack Sampling ]\n');
+    const count = /Stack sampling - (\d+) results \((\d+) samples\)/.exec(out);
+    expect(Number(count?.[2])).toBeGreaterThan(0);
+    // An idle appliance: most samples land in the event loop's wait.
+    expect(out).toMatch(/^ *\d+\.\d\d%  \d+: \(idle\)$/m);
   });
 });

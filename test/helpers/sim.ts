@@ -1,6 +1,6 @@
 import { generateModule } from '../../compiler/codegen/emit.ts';
 import { compileSource } from '../../compiler/compile.ts';
-import type { Appliance } from '../../runtime/appliance.ts';
+import type { Appliance, ApplianceHost } from '../../runtime/appliance.ts';
 import { createAppliance } from '../../runtime/boot.ts';
 import { ManualClock } from '../../runtime/clock.ts';
 import { attach, MemoryNetwork, type MemoryNic } from '../../runtime/drivers/memory.ts';
@@ -19,7 +19,7 @@ export class Sim {
   readonly nics = new Map<string, MemoryNic>();
   private readonly hosts: SimHost[] = [];
 
-  constructor(config: string, nicCount = 2, mtus: readonly number[] = []) {
+  constructor(config: string, nicCount = 2, mtus: readonly number[] = [], host?: ApplianceHost) {
     const compiled = compileSource(config, 'sim.nacl');
     const errors = compiled.diagnostics.filter((d) => d.severity === 'error');
     if (!compiled.ir) throw new Error(errors.map((d) => `${d.code} ${d.span.startLine}: ${d.message}`).join('\n'));
@@ -33,6 +33,7 @@ export class Sim {
       clock: this.clock,
       log: (line) => this.logs.push(line),
       random: () => 0.5,
+      ...(host ? { host } : {}),
     });
     this.appliance.start();
     this.settle();

@@ -54,6 +54,49 @@ describe('Timers on a simulated network', () => {
   });
 });
 
+describe('the Timer item stack-sampling', () => {
+  const CONFIG = 'Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }\nTimer t { interval: 5, data: [stack-sampling] }\n';
+  const host = (functions: { name: string; count: number }[]) => {
+    const calls = { started: 0, taken: 0 };
+    const api = {
+      memory: () => ({ used: 1, total: 2 }),
+      cpuMicros: () => 0,
+      startStackSampling: () => (calls.started++, true),
+      stackSamples: () => (calls.taken++, { total: functions.reduce((n, f) => n + f.count, 0), functions }),
+    };
+    return { api, calls };
+  };
+
+  it('starts the host sampler at boot and prints the sample count and the top 5 functions with their share (8.2)', () => {
+    const functions = ['(idle)', 'checksumSum (nacl-runtime.js)', 'filter_in (nacl-generated.js)', 'parse (nacl-runtime.js)', 'a', 'b'].map((name, i) => ({ name, count: 60 - i * 10 }));
+    const { api, calls } = host(functions);
+    const sim = new Sim(CONFIG, 1, [], api);
+    expect(calls.started).toBe(1);
+    sim.settle(1100);
+    expect(calls.taken).toBe(1);
+    const at = sim.logs.indexOf('[ NaCl Timer Stack Sampling ]');
+    expect(sim.logs.slice(at, at + 7)).toEqual([
+      '[ NaCl Timer Stack Sampling ]',
+      'Stack sampling - 6 results (210 samples)',
+      ' 28.57%  60: (idle)',
+      ' 23.81%  50: checksumSum (nacl-runtime.js)',
+      ' 19.05%  40: filter_in (nacl-generated.js)',
+      ' 14.29%  30: parse (nacl-runtime.js)',
+      '  9.52%  20: a',
+    ]);
+    expect(sim.logs.filter((l) => l.endsWith(': b'))).toEqual([]);
+  });
+
+  it('says so when the host cannot sample, and starts no sampler without a Timer that asks', () => {
+    const sim = new Sim(CONFIG, 1);
+    sim.settle(1100);
+    expect(sim.logs).toContain('[ NaCl Timer Stack Sampling ] stack sampling is not available on this host');
+    const { api, calls } = host([]);
+    new Sim('Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }\nTimer t { interval: 5, data: [cpu] }\n', 1, [], api);
+    expect(calls.started).toBe(0);
+  });
+});
+
 describe('a config with a Load_balancer, on a simulated network', () => {
   it('says at boot where its clients connect and how many nodes it has', () => {
     const sim = new Sim(readFileSync(join(EXAMPLES_DIR, 'lb.nacl'), 'utf8'), 2);
