@@ -48,6 +48,29 @@ handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.
 Server(('10.78.2.5', int(sys.argv[1])), handler).serve_forever()
 `;
 
+/** Three HTTP/1.0 GETs from one client port, each read to the end; prints each body and its connect time. */
+const REUSING_CLIENT = `
+import socket, time
+for i in range(3):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(5)
+    s.bind(("10.78.1.5", 41234))
+    t = time.time()
+    s.connect(("10.78.1.1", 80))
+    connect = time.time() - t
+    s.sendall(b"GET /name HTTP/1.0\\r\\n\\r\\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    print(data.split(b"\\r\\n\\r\\n", 1)[-1].decode(), round(connect, 3))
+    time.sleep(0.05)
+`;
+
 describeRealNetwork('the TCP load balancer between Linux hosts', () => {
   const topo = new Topology();
   const servers = new Map<number, ChildProcess>();
@@ -92,6 +115,20 @@ describeRealNetwork('the TCP load balancer between Linux hosts', () => {
     expect(new Set(names)).toEqual(new Set(PORTS.map((p) => `backend-${p}`)));
     // Strict rotation: each node again after the other two.
     expect(names.slice(3)).toEqual(names.slice(0, 3));
+  });
+
+  it('serves a client that connects again at once from the port it just used (its four-tuple in TIME-WAIT here)', () => {
+    // The balancer closes first, so each connection lingers in TIME-WAIT in the appliance, while
+    // the client, which read to the end and closed second, may bind the same port again at once.
+    const out = sh(client, `python3 -c '${REUSING_CLIENT}'`);
+    const lines = out.trim().split('\n');
+    expect(lines, out).toHaveLength(3);
+    for (const line of lines) {
+      const [name, connect] = line.split(' ');
+      expect(name).toMatch(/^backend-800\d$/);
+      // Connected on the first SYN: no ACK, RST and SYN retry a second later.
+      expect(Number(connect)).toBeLessThan(0.5);
+    }
   });
 
   it('carries a 4 MB response intact, through both TCP connections', () => {
