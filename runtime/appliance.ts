@@ -132,6 +132,8 @@ export class Appliance {
   private icmpTokens = 100;
   private icmpRefill = 0;
   private inBatch = false;
+  /** The TCP stacks of Ifaces that terminate TCP (the load balancer's), which hold their ACKs during a receive batch. */
+  private readonly tcpStacks: TcpStack[] = [];
   /** The tracer, if any; every trace call is guarded so nothing is built for it otherwise. */
   private readonly tracer: Tracer | undefined;
   /** Work that must wait until the current packet is done (syslog datagrams). */
@@ -293,6 +295,7 @@ export class Appliance {
         ports,
         random: this.env.random,
       });
+      this.tcpStacks.push(inet.tcp);
     }
     return inet.tcp;
   }
@@ -385,12 +388,15 @@ export class Appliance {
   receiveBatch(port: NicPort, frames: readonly Uint8Array[]): void {
     this.now = this.clockNow();
     this.inBatch = true;
+    for (let i = 0; i < this.tcpStacks.length; i++) this.tcpStacks[i]!.hold();
     try {
       // buffer_limit: the frames beyond it find no receive buffer and are dropped (counted).
       const take = port.bufferLimit > 0 ? Math.min(frames.length, port.bufferLimit) : frames.length;
       port.counters.rx_buffer_dropped += frames.length - take;
       for (let i = 0; i < take; i++) this.receiveFrame(port, frames[i]!);
     } finally {
+      // One ACK per connection for the whole batch, after the load balancer has moved what arrived.
+      for (let i = 0; i < this.tcpStacks.length; i++) this.tcpStacks[i]!.release();
       this.inBatch = false;
       this.flush();
     }

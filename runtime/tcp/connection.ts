@@ -50,6 +50,15 @@ export interface TcpConnectionOptions {
    */
   send(segment: TcpRepr): void;
   event(e: TcpEvent): void;
+  /**
+   * Asked when received data wants an ACK of its own: true when the host
+   * promises to call `sendPendingAck()` once it has handled the frames it
+   * received together. The segments of one batch then share one ACK, sent
+   * after the application has read them, with the window that leaves (or
+   * none at all when the answer carries it). Without it, every segment is
+   * acknowledged as soon as it is taken.
+   */
+  deferAck?(): boolean;
 }
 
 export type TcpResetReason = 'rst-received' | 'connect-timeout' | 'retransmit-timeout' | 'refused';
@@ -431,9 +440,16 @@ export class TcpConnection {
     else this.#receiveSynchronized(seg);
     if (!this.#isClosed()) {
       this.#output();
-      if (this.#ackNeeded) this.#sendAck();
+      if (this.#ackNeeded && !this.#opts.deferAck?.()) this.#sendAck();
       this.#updateTimers();
     }
+    this.#flush();
+  }
+
+  /** The ACK `deferAck` held back, unless a segment sent since has carried it. */
+  sendPendingAck(): void {
+    if (!this.#ackNeeded || this.#isClosed()) return;
+    this.#sendAck();
     this.#flush();
   }
 
@@ -922,6 +938,8 @@ export class TcpConnection {
     };
     if (options !== undefined) segment.options = options;
     if (flags & Ack) this.#ackNeeded = false;
+    // The SYN-ACK offers a window too: without this the first read would look like a window worth announcing.
+    if ((flags & (Syn | Ack)) === (Syn | Ack)) this.#rcvAdvRight = seqAdd(this.#rcvNxt, segment.window);
     this.#opts.send(segment);
   }
 

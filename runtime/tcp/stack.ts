@@ -78,6 +78,8 @@ export class TcpStack {
   readonly counters: TcpStackCounters = { segments_rx: 0, bad_segments: 0, connections_accepted: 0, connections_opened: 0, syn_backlog_evictions: 0, time_wait_reopened: 0, no_ephemeral_port: 0 };
   private readonly listeners = new Map<number, Listening>();
   private readonly entries = new Map<string, Entry>();
+  private holding = false;
+  private readonly acksHeld: TcpConnection[] = [];
   private readonly secret: Uint32Array;
 
   constructor(private readonly host: TcpStackHost) {
@@ -168,6 +170,21 @@ export class TcpStack {
   }
 
   /** Runs the connections' timers that are due. */
+  /**
+   * Holds back the ACKs of data received until `release()`: the host wraps
+   * each batch of received frames in the two, so that a connection sends
+   * one ACK per batch instead of one per segment.
+   */
+  hold(): void {
+    this.holding = true;
+  }
+
+  release(): void {
+    this.holding = false;
+    // A connection may be listed once per segment it took; after its first ACK the rest find nothing pending.
+    for (let c = this.acksHeld.pop(); c !== undefined; c = this.acksHeld.pop()) c.sendPendingAck();
+  }
+
   tick(now: number): void {
     // A Map iterates safely while entries that end are deleted from it.
     for (const entry of this.entries.values()) {
@@ -203,6 +220,11 @@ export class TcpStack {
       isn,
       send: (segment) => this.host.send(remoteAddress, segment),
       event: (e) => this.event(k, entry, e),
+      deferAck: () => {
+        if (!this.holding) return false;
+        this.acksHeld.push(socket.connection);
+        return true;
+      },
     });
     return entry;
   }

@@ -49,6 +49,48 @@ describe('the TCP stack of an address', () => {
     expect(stack.receiveSegment(B, { ...syn(10000), flags: TcpFlag.Ack, seq: 1001, ack: (sent[0]!.segment.seq + 1) >>> 0 })).toBe(false);
   });
 
+  /** An established connection from B:4000 (the peer's next sequence number is 1001); `iss` is the stack's ISN. */
+  function established() {
+    const { stack, sent } = lone();
+    let socket: TcpSocket | undefined;
+    stack.listen(80, { accept: (s) => (socket = s) });
+    stack.receiveSegment(B, syn(4000));
+    const iss = sent[0]!.segment.seq;
+    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1) >>> 0 });
+    const data = (seq: number, text: string): TcpRepr => ({ ...syn(4000), flags: TcpFlag.Ack | TcpFlag.Psh, seq, ack: (iss + 1) >>> 0, payload: new TextEncoder().encode(text) });
+    return { stack, sent, socket: socket!, data };
+  }
+
+  it('acknowledges the data of one held batch once, at release', () => {
+    const { stack, sent, socket, data } = established();
+    socket.onEvent = (e) => e.kind === 'readable' && socket.connection.read();
+    const before = sent.length;
+    stack.hold();
+    stack.receiveSegment(B, data(1001, 'abc'));
+    stack.receiveSegment(B, data(1004, 'defg'));
+    expect(sent.length).toBe(before);
+    stack.release();
+    expect(sent.slice(before).map((x) => [x.segment.flags, x.segment.ack])).toEqual([[TcpFlag.Ack, 1008]]);
+  });
+
+  it('sends no ACK of its own at release when an answer written during the batch carried it', () => {
+    const { stack, sent, socket, data } = established();
+    socket.onEvent = (e) => e.kind === 'readable' && socket.connection.read() && socket.connection.write(new TextEncoder().encode('ok'));
+    const before = sent.length;
+    stack.hold();
+    stack.receiveSegment(B, data(1001, 'abc'));
+    stack.release();
+    expect(sent.slice(before).map((x) => [x.segment.ack, x.segment.payload.length])).toEqual([[1004, 2]]);
+  });
+
+  it('acknowledges every segment at once when not holding', () => {
+    const { stack, sent, data } = established();
+    const before = sent.length;
+    stack.receiveSegment(B, data(1001, 'abc'));
+    stack.receiveSegment(B, data(1004, 'defg'));
+    expect(sent.slice(before).map((x) => x.segment.ack)).toEqual([1004, 1008]);
+  });
+
   /** A connection from B:4000 that the stack's side closed first, left in TIME-WAIT; `iss` is the stack's ISN. */
   function inTimeWait() {
     const { stack, sent } = lone();
