@@ -5,6 +5,7 @@ import { fillIpv4Checksum, ipv4Dst, ipv4HeaderLen, ipv4Src, ipv4TotalLen, IpProt
 import { fillTcpChecksum, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpSeq, tcpSrcPort, TcpFlag, TcpRepr } from './wire/tcp.ts';
 import { fillUdpChecksum } from './wire/udp.ts';
 import { VLAN_HEADER_LEN } from './wire/vlan.ts';
+import { freshBuffer } from './fresh-buffer.ts';
 import { writeU16, writeU32 } from './wire/field.ts';
 
 /*
@@ -40,7 +41,7 @@ function ipHeader(b: Uint8Array, total: number, protocol: number, src: number, d
 
 function datagram(l4len: number): { b: Uint8Array; total: number } {
   const total = 20 + l4len;
-  return { b: new Uint8Array(HEADROOM + total), total };
+  return { b: freshBuffer(HEADROOM + total), total };
 }
 
 /** ICMP echo reply for a request: same identifier, sequence and data (RFC 792). */
