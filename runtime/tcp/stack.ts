@@ -134,7 +134,8 @@ export class TcpStack {
    * RST, as for a closed port.
    */
   receive(src: number, bytes: Uint8Array, l4: number, end: number): boolean {
-    const repr = TcpRepr.parse(bytes, l4, end, src, this.host.address(), false);
+    // Borrowed, not copied: a connection copies the payload into its buffer (or drops it) before it returns.
+    const repr = TcpRepr.parse(bytes, l4, end, src, this.host.address(), false, true);
     if (typeof repr === 'string') {
       this.counters.bad_segments++;
       return true;

@@ -225,7 +225,9 @@ export interface TcpRepr {
 export const TcpRepr = {
   /**
    * `end` is the end of the IP payload; `src`/`dst` are the IP addresses the
-   * checksum covers. Copies options and payload.
+   * checksum covers. Copies options and payload, unless `borrow`: then they
+   * are views of `bytes`, good for as long as its contents are (a receiver
+   * that takes the bytes before the frame goes back to its driver).
    */
   parse(
     bytes: Uint8Array,
@@ -234,6 +236,7 @@ export const TcpRepr = {
     src: number,
     dst: number,
     verifyChecksum = true,
+    borrow = false,
   ): TcpRepr | TcpError {
     const error = checkTcp(bytes, offset, end);
     if (error) return error;
@@ -250,8 +253,8 @@ export const TcpRepr = {
       window: tcpWindow(bytes, offset),
       reserved: tcpReserved(bytes, offset),
       urgent: tcpUrgent(bytes, offset),
-      options: bytes.slice(offset + OPTIONS, offset + headerLen),
-      payload: bytes.slice(offset + headerLen, offset + length),
+      options: borrow ? bytes.subarray(offset + OPTIONS, offset + headerLen) : bytes.slice(offset + OPTIONS, offset + headerLen),
+      payload: borrow ? bytes.subarray(offset + headerLen, offset + length) : bytes.slice(offset + headerLen, offset + length),
     };
   },
 

@@ -118,6 +118,18 @@ describe('TCP header', () => {
     });
   });
 
+  it('copies options and payload, or lends views of the segment when asked to borrow', () => {
+    const bytes = HTTP_CAP_SYN.slice();
+    const copied = TcpRepr.parse(bytes, TCP, bytes.length, XP_CLIENT, XP_SERVER) as TcpRepr;
+    const borrowed = TcpRepr.parse(bytes, TCP, bytes.length, XP_CLIENT, XP_SERVER, true, true) as TcpRepr;
+    expect(borrowed).toEqual(copied);
+    expect(borrowed.options!.buffer).toBe(bytes.buffer);
+    expect(copied.options!.buffer).not.toBe(bytes.buffer);
+    bytes[TCP + 20] = 3; // the first option's kind
+    expect(borrowed.options![0]).toBe(3);
+    expect(copied.options![0]).toBe(2);
+  });
+
   it('emits the http.cap SYN byte for byte', () => {
     const repr: TcpRepr = {
       srcPort: 3372,
