@@ -59,6 +59,13 @@ export interface TcpConnectionOptions {
    * acknowledged as soon as it is taken.
    */
   deferAck?(): boolean;
+  /**
+   * Asked as the connection is about to enter TIME-WAIT: false when the host
+   * already holds as many as it will, and the connection ends at once
+   * instead, once it has acknowledged the peer's FIN (as Linux does past
+   * tcp_max_tw_buckets).
+   */
+  enterTimeWait?(): boolean;
 }
 
 export type TcpResetReason = 'rst-received' | 'connect-timeout' | 'retransmit-timeout' | 'refused';
@@ -814,15 +821,15 @@ export class TcpConnection {
     }
     // A FIN counts only where it sits: right after the segment's last byte, with that byte kept.
     const finHere = fin && !trimmed && seqAdd(seq, payload.length) === this.#rcvNxt;
-    if (finHere) {
-      this.#rcvNxt = seqAdd(this.#rcvNxt, 1);
-      this.#finReceived = true;
-      if (this.#state === 'established') this.#state = 'close-wait';
-      else if (this.#state === 'fin-wait-1') this.#state = 'closing';
-      else this.#enterTimeWait();
-    }
     if (data.length > 0) this.#emit({ kind: 'readable' });
-    if (finHere) this.#emit({ kind: 'end' });
+    if (!finHere) return;
+    this.#rcvNxt = seqAdd(this.#rcvNxt, 1);
+    this.#finReceived = true;
+    // Queued before the state changes: a connection that skips TIME-WAIT ends right here, after its end.
+    this.#emit({ kind: 'end' });
+    if (this.#state === 'established') this.#state = 'close-wait';
+    else if (this.#state === 'fin-wait-1') this.#state = 'closing';
+    else this.#enterTimeWait();
   }
 
   // --- sending ----------------------------------------------------------------------
@@ -1080,6 +1087,16 @@ export class TcpConnection {
   }
 
   #enterTimeWait(): void {
+    if (this.#opts.enterTimeWait?.() === false) {
+      if (this.#ackNeeded) this.#sendAck();
+      // Unlike #terminate, the events already queued (the peer's end) are still delivered.
+      this.#state = 'closed';
+      this.#connectAt = this.#timeWaitAt = this.#rtoAt = this.#persistAt = undefined;
+      this.#sendBuf.clear();
+      this.#emit({ kind: 'closed' });
+      this.#terminated = true;
+      return;
+    }
     this.#state = 'time-wait';
     this.#timeWaitAt = this.#now + this.#timeWaitMs();
     this.#rtoAt = undefined;

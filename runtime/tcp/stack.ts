@@ -22,6 +22,8 @@ export interface TcpStackHost {
   ports: PortAllocator;
   /** [0, 1), for the ISN secret. */
   random(): number;
+  /** Connections kept in TIME-WAIT at most; MAX_TIME_WAIT by default. */
+  maxTimeWait?: number;
 }
 
 export interface TcpSocket {
@@ -42,6 +44,15 @@ export interface TcpListener {
 export const SYN_BACKLOG = 64;
 
 /**
+ * Connections the stack keeps in TIME-WAIT at most (Linux's
+ * tcp_max_tw_buckets): one costs a few KiB while it lingers, and a busy
+ * balancer closes thousands a second, so without a bound a burst of
+ * clients could take all memory. Past it, a connection ends as soon as it
+ * has acknowledged the peer's FIN, counted in `time_wait_overflow`.
+ */
+export const MAX_TIME_WAIT = 16384;
+
+/**
  * Bytes a connection buffers each way (its buffers grow to this as needed):
  * what one spliced load-balancer session can hold is four times this, so a
  * thousand sessions stay within 512 MiB even when every reader stalls.
@@ -58,6 +69,8 @@ export interface TcpStackCounters {
   syn_backlog_evictions: number;
   /** SYNs that reopened a four-tuple still in TIME-WAIT (RFC 1122 4.2.2.13). */
   time_wait_reopened: number;
+  /** Connections that ended without TIME-WAIT because MAX_TIME_WAIT were in it. */
+  time_wait_overflow: number;
   no_ephemeral_port: number;
 }
 
@@ -67,6 +80,8 @@ interface Entry {
   listener: Listening | null;
   /** An ephemeral port to give back when the connection ends. */
   ephemeral: boolean;
+  /** The connection is in TIME-WAIT, one of `timeWaiting`. */
+  timeWait: boolean;
 }
 
 interface Listening {
@@ -75,10 +90,11 @@ interface Listening {
 }
 
 export class TcpStack {
-  readonly counters: TcpStackCounters = { segments_rx: 0, bad_segments: 0, connections_accepted: 0, connections_opened: 0, syn_backlog_evictions: 0, time_wait_reopened: 0, no_ephemeral_port: 0 };
+  readonly counters: TcpStackCounters = { segments_rx: 0, bad_segments: 0, connections_accepted: 0, connections_opened: 0, syn_backlog_evictions: 0, time_wait_reopened: 0, time_wait_overflow: 0, no_ephemeral_port: 0 };
   private readonly listeners = new Map<number, Listening>();
   private readonly entries = new Map<string, Entry>();
   private holding = false;
+  private timeWaiting = 0;
   private readonly acksHeld: TcpConnection[] = [];
   private readonly secret: Uint32Array;
 
@@ -210,7 +226,7 @@ export class TcpStack {
     if (isnAfter !== undefined && !seqGt(isn, seqAdd(isnAfter, 65535))) isn = seqAdd(isnAfter, 65537);
     // The connection is made last: its callbacks need the entry, and making it may already send.
     const socket = { connection: null as unknown as TcpConnection, localPort, remoteAddress, remotePort, onEvent: (_e: TcpEvent) => {} };
-    const entry: Entry = { socket, listener: listening, ephemeral };
+    const entry: Entry = { socket, listener: listening, ephemeral, timeWait: false };
     this.entries.set(k, entry);
     socket.connection = make({
       localPort,
@@ -224,6 +240,15 @@ export class TcpStack {
       deferAck: () => {
         if (!this.holding) return false;
         this.acksHeld.push(socket.connection);
+        return true;
+      },
+      enterTimeWait: () => {
+        if (this.timeWaiting >= (this.host.maxTimeWait ?? MAX_TIME_WAIT)) {
+          this.counters.time_wait_overflow++;
+          return false;
+        }
+        this.timeWaiting++;
+        entry.timeWait = true;
         return true;
       },
     });
@@ -241,6 +266,10 @@ export class TcpStack {
     }
     if (e.kind === 'closed' || e.kind === 'reset') {
       if (this.entries.get(k) === entry) this.entries.delete(k);
+      if (entry.timeWait) {
+        entry.timeWait = false;
+        this.timeWaiting--;
+      }
       if (entry.ephemeral) this.host.ports.release(entry.socket.localPort);
       if (entry.listener) {
         remove(entry.listener.halfOpen, entry);

@@ -912,6 +912,18 @@ describe('TCP connection: close', () => {
     expect(closed - entered).toBe(12_345);
   });
 
+  it('skips TIME-WAIT when its host holds too many: acknowledges the FIN, reports the end, then closes', () => {
+    const down = pattern(5000);
+    const sim = new Sim({ a: { enterTimeWait: () => false }, appA: { data: pattern(10_000), close: 'after-write' }, appB: { data: down, close: 'after-end' } });
+    sim.run(600_000);
+    expect(path(sim.a)).toEqual(['syn-sent', 'established', 'fin-wait-1', 'fin-wait-2', 'closed']);
+    expect(path(sim.b)).toEqual(['syn-received', 'established', 'close-wait', 'last-ack', 'closed']);
+    expectBytes(sim.a.received, down);
+    expect(sim.a.kinds().slice(-2)).toEqual(['end', 'closed']);
+    // B's FIN was acknowledged: B closed on that ACK, not after retransmitting its FIN.
+    expect(sim.b.sent.filter((x) => x.s.flags & Fin)).toHaveLength(1);
+  });
+
   it('gives its buffers back on entering TIME-WAIT', () => {
     const sim = new Sim({ appA: { data: pattern(10_000), close: 'after-write' }, appB: { data: pattern(5000), close: 'after-end' } });
     let held = 0;

@@ -134,6 +134,27 @@ describe('the TCP stack of an address', () => {
     expect(sent.slice(before).map((x) => x.segment.flags)).toEqual([TcpFlag.Ack]);
   });
 
+  it('keeps at most maxTimeWait connections in TIME-WAIT; beyond, a connection ends once it has acknowledged the FIN', () => {
+    const net = new TcpNet();
+    const server = net.stack('10.0.0.2');
+    echoServer(server, 80, 'srv');
+    // Clients close first, so their side lingers in TIME-WAIT.
+    const here = net.stack('10.0.0.1', 3);
+    const clients = Array.from({ length: 5 }, () => client(here, '10.0.0.2', 80, 'x'));
+    net.advance(500);
+    expect(clients.every((c) => c.received() === 'srv\nx')).toBe(true);
+    expect(here.size).toBe(3);
+    expect(here.counters.time_wait_overflow).toBe(2);
+    expect(server.size).toBe(0);
+    // The places free up as TIME-WAIT ends.
+    net.advance(60_000);
+    expect(here.size).toBe(0);
+    client(here, '10.0.0.2', 80, 'y');
+    net.advance(500);
+    expect(here.size).toBe(1);
+    expect(here.counters.time_wait_overflow).toBe(2);
+  });
+
   it('counts a malformed segment and takes it, so it gets no RST', () => {
     const { stack } = lone();
     expect(stack.receive(B, new Uint8Array(10), 0, 10)).toBe(true);
