@@ -164,7 +164,7 @@ export class TcpStack {
     const listening = this.listeners.get(segment.dstPort);
     let isnAfter: number | undefined;
     if (entry) {
-      isnAfter = listening ? entry.socket.connection.reopenFloor(segment) : undefined;
+      isnAfter = listening && opensConnection(segment.flags) ? entry.socket.connection.reopenFloor(segment) : undefined;
       if (isnAfter === undefined) {
         this.counters.segments_rx++;
         entry.socket.connection.receive(segment, this.host.now());
@@ -186,7 +186,6 @@ export class TcpStack {
     return true;
   }
 
-  /** Runs the connections' timers that are due. */
   /**
    * Holds back the ACKs of data received until `release()`: the host wraps
    * each batch of received frames in the two, so that a connection sends
@@ -202,6 +201,7 @@ export class TcpStack {
     for (let c = this.acksHeld.pop(); c !== undefined; c = this.acksHeld.pop()) c.sendPendingAck();
   }
 
+  /** Runs the connections' timers that are due. */
   tick(now: number): void {
     // A Map iterates safely while entries that end are deleted from it.
     for (const entry of this.entries.values()) {
