@@ -342,6 +342,11 @@ export class LoadBalancer {
     session.pumping[fromSide] = false;
     const ended = fromSide === 'client' ? session.clientEnded : session.backendEnded;
     if (ended && from.readable === 0) to.close();
+    // Both streams whole and handed over: TCP finishes alone, and a connection that lingers in
+    // TIME-WAIT for a minute should not keep the session and the other connection with it.
+    if (session.clientEnded && session.backendEnded && session.client.connection.readable === 0 && session.backend.connection.readable === 0) {
+      session.client.onEvent = session.backend.onEvent = ignore;
+    }
   }
 
   private end(session: Session): void {
@@ -387,3 +392,5 @@ function rendezvousScore(source: number, address: number, port: number): number 
   h = Math.imul(h ^ (h >>> 13), 0x27d4eb2f);
   return (h ^ (h >>> 16)) >>> 0;
 }
+
+function ignore(): void {}

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { CHECK_INTERVAL, CHECK_RETRY, LoadBalancer, WAIT_TIMEOUT } from '../../appliances/load-balancer.ts';
 import type { IrLoadBalancer, LbAlgorithm } from '../../compiler/ir.ts';
@@ -253,5 +255,49 @@ describe('the load balancer', () => {
     expect(lines[0]).toMatch(/^Total 2 \(\+2\) Sess 0 Wait 0 TO 0 - Pool 0 C\.Att 0 Err 1 Refused 0$/);
     expect(lines[1]).toBe('[10.0.2.10:8000 ONL P=0 C=0 S=0] [10.0.2.11:8000 OFF P=0 C=0 S=0]');
     expect(lb.report()[0]).toMatch(/^Total 2 \(\+0\)/);
+  });
+
+  it('lets a finished session go while its client connection lingers in TIME-WAIT', async () => {
+    const { net, nodes, lb } = setup({ nodes: 1, up: [] });
+    // An HTTP/1.0-style node: answers and closes first, so the balancer closes the client's side first.
+    nodes[0]!.listen(8000, {
+      accept(s) {
+        s.onEvent = (e) => {
+          if (e.kind === 'end') s.connection.close();
+          if (e.kind !== 'readable') return;
+          s.connection.read();
+          s.connection.write(new TextEncoder().encode('ok\n'));
+          s.connection.close();
+        };
+      },
+    });
+    net.advance(CHECK_RETRY + 100);
+    expect(lb.nodes[0]!.state).toBe('up');
+    // A client that reads to the end and closes only then.
+    const socket = net.stack('10.0.1.100').connect(parseIpv4Address('10.0.1.1')!, 80, (e) => {
+      if (e.kind === 'connected') socket.connection.write(new TextEncoder().encode('hi\n'));
+      if (e.kind === 'readable') socket.connection.read();
+      if (e.kind === 'end') socket.connection.close();
+    })!;
+    // Weak references to the connections the balancer opens to its node from here on.
+    const servers = net.stacks.get(parseIpv4Address('10.0.2.1')!)!;
+    const opened: WeakRef<object>[] = [];
+    const connect = servers.connect.bind(servers);
+    servers.connect = (...args) => {
+      const s = connect(...args);
+      if (s) opened.push(new WeakRef(s.connection));
+      return s;
+    };
+    net.advance(200);
+    const front = net.stacks.get(parseIpv4Address('10.0.1.1')!)!;
+    expect([...front['entries'].values()].map((x) => x.socket.connection.state)).toEqual(['time-wait']);
+    expect(lb.counters.sessions_open).toBe(0);
+    // Only the TIME-WAIT connection is left of the session: the backend's connection is garbage.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    expect(opened).toHaveLength(1);
+    expect(opened[0]!.deref()).toBeUndefined();
   });
 });
