@@ -1141,6 +1141,10 @@ describe('TCP connection: hostile input', () => {
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('read' as const), n: fc.integer({ min: 0, max: 5000 }) }) },
     { weight: 1, arbitrary: fc.constant({ kind: 'close' as const }) },
     { weight: 1, arbitrary: fc.constant({ kind: 'abort' as const }) },
+    // A sink that takes part of what it is offered, as a proxy's full send buffer does.
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('readInto' as const), n: fc.integer({ min: -1, max: 5000 }) }) },
+    // A host that held ACKs back for a batch (deferAck) sends them.
+    { weight: 1, arbitrary: fc.constant({ kind: 'pendingAck' as const }) },
   );
 
   it('never throws, never sends past the peer window, and stays silent once over', () => {
@@ -1150,7 +1154,9 @@ describe('TCP connection: hostile input', () => {
         fc.integer({ min: 0, max: 0xffffffff }),
         fc.constantFrom(0, 1, 100, 1000, 65535),
         fc.array(action, { maxLength: 60 }),
-        (state, isn, maxWindow, actions) => {
+        fc.boolean(),
+        fc.boolean(),
+        (state, isn, maxWindow, actions, deferAcks, skipTimeWait) => {
           const sent: Segment[] = [];
           const events: TcpEvent[] = [];
           let sentAfterEnd = 0;
@@ -1172,6 +1178,8 @@ describe('TCP connection: hostile input', () => {
               events.push(e);
               if (e.kind === 'closed' || e.kind === 'reset') over = true;
             },
+            deferAck: () => deferAcks,
+            enterTimeWait: () => !skipTimeWait,
           };
           // Where the connection's sequence space is, relative to its ISN, to bound what it may send.
           const off = (x: number) => u32(x - isn);
@@ -1207,7 +1215,8 @@ describe('TCP connection: hostile input', () => {
             }
             if (state === 'last-ack') conn.close();
           }
-          expect(conn.state).toBe(state);
+          // A host that will not keep it in TIME-WAIT closes it instead.
+          expect(conn.state).toBe(state === 'time-wait' && skipTimeWait ? 'closed' : state);
 
           for (const a of actions) {
             switch (a.kind) {
@@ -1239,6 +1248,12 @@ describe('TCP connection: hostile input', () => {
                 break;
               case 'abort':
                 conn.abort();
+                break;
+              case 'readInto':
+                conn.readInto((bytes) => Math.min(bytes.length, a.n));
+                break;
+              case 'pendingAck':
+                conn.sendPendingAck();
                 break;
             }
           }
