@@ -52,6 +52,9 @@ export const SYN_BACKLOG = 64;
  */
 export const MAX_TIME_WAIT = 16384;
 
+/** How often the connections in TIME-WAIT are looked at (ms): the most it may run over its minute. */
+export const TIME_WAIT_SCAN_MS = 1000;
+
 /**
  * Bytes a connection buffers each way (its buffers grow to this as needed):
  * what one spliced load-balancer session can hold is four times this, so a
@@ -95,6 +98,9 @@ export class TcpStack {
   private readonly entries = new Map<string, Entry>();
   private holding = false;
   private timeWaiting = 0;
+  /** The entries not in TIME-WAIT, whose timers run at every tick. */
+  private readonly active = new Set<Entry>();
+  private timeWaitScanAt = 0;
   private readonly acksHeld: TcpConnection[] = [];
   private readonly secret: Uint32Array;
 
@@ -203,11 +209,13 @@ export class TcpStack {
 
   /** Runs the connections' timers that are due. */
   tick(now: number): void {
-    // A Map iterates safely while entries that end are deleted from it.
-    for (const entry of this.entries.values()) {
-      const due = entry.socket.connection.nextTimer();
-      if (due !== undefined && due <= now) entry.socket.connection.tick(now);
-    }
+    // Sets and Maps iterate safely while entries that end are deleted from them.
+    for (const entry of this.active) runTimers(entry, now);
+    // TIME-WAIT has one timer, which only ends the connection: a second late is no harm, and a busy
+    // balancer holds thousands, which a scan every tick would visit twenty times a second.
+    if (now < this.timeWaitScanAt) return;
+    this.timeWaitScanAt = now + TIME_WAIT_SCAN_MS;
+    for (const entry of this.entries.values()) if (entry.timeWait) runTimers(entry, now);
   }
 
   private open(
@@ -228,6 +236,7 @@ export class TcpStack {
     const socket = { connection: null as unknown as TcpConnection, localPort, remoteAddress, remotePort, onEvent: (_e: TcpEvent) => {} };
     const entry: Entry = { socket, listener: listening, ephemeral, timeWait: false };
     this.entries.set(k, entry);
+    this.active.add(entry);
     socket.connection = make({
       localPort,
       remotePort,
@@ -249,6 +258,7 @@ export class TcpStack {
         }
         this.timeWaiting++;
         entry.timeWait = true;
+        this.active.delete(entry);
         return true;
       },
     });
@@ -266,6 +276,7 @@ export class TcpStack {
     }
     if (e.kind === 'closed' || e.kind === 'reset') {
       if (this.entries.get(k) === entry) this.entries.delete(k);
+      this.active.delete(entry);
       if (entry.timeWait) {
         entry.timeWait = false;
         this.timeWaiting--;
@@ -288,6 +299,11 @@ function opensConnection(flags: number): boolean {
 
 function key(remoteAddress: number, remotePort: number, localPort: number): string {
   return `${remoteAddress}:${remotePort}:${localPort}`;
+}
+
+function runTimers(entry: Entry, now: number): void {
+  const due = entry.socket.connection.nextTimer();
+  if (due !== undefined && due <= now) entry.socket.connection.tick(now);
 }
 
 function remove<T>(list: T[], item: T): void {

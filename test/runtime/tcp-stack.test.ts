@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PortAllocator } from '../../runtime/port-allocator.ts';
 import { initialSequenceNumber } from '../../runtime/tcp/isn.ts';
-import { SYN_BACKLOG, TcpStack, type TcpSocket } from '../../runtime/tcp/stack.ts';
+import { SYN_BACKLOG, TcpStack, TIME_WAIT_SCAN_MS, type TcpSocket } from '../../runtime/tcp/stack.ts';
 import { TcpFlag, TcpRepr } from '../../runtime/wire/tcp.ts';
 import { client, echoServer, TcpNet } from '../helpers/tcp-net.ts';
 
@@ -175,6 +175,20 @@ describe('the TCP stack of an address', () => {
     net.advance(60_000);
     expect(here.size).toBe(0);
     expect(server.size).toBe(0);
+  });
+
+  it('ends TIME-WAIT no sooner than its minute and at most TIME_WAIT_SCAN_MS after it', () => {
+    const net = new TcpNet();
+    echoServer(net.stack('10.0.0.2'), 80, 'srv');
+    const here = net.stack('10.0.0.1');
+    client(here, '10.0.0.2', 80, 'x');
+    // Entered within the first 200 ms.
+    net.advance(200);
+    expect([...here['entries'].values()].map((e) => e.socket.connection.state)).toEqual(['time-wait']);
+    net.advance(59_799 - net.now);
+    expect(here.size).toBe(1);
+    net.advance(200 + 60_000 + TIME_WAIT_SCAN_MS + 50 - net.now);
+    expect(here.size).toBe(0);
   });
 
   it('says so when no ephemeral port is left, instead of throwing', () => {
