@@ -2,7 +2,9 @@
  * `npm run bench:lb` (root): the TCP load balancer against haproxy, between
  * Linux network namespaces this script creates and deletes:
  *   (a) haproxy (mode tcp, round robin) in a router namespace over veth pairs - the baseline;
- *   (b) the appliance's load balancer on TAP devices.
+ *   (b) the same haproxy with its links through bare TAP wires (this process copying frames
+ *       between TAP devices), which shows what TAP links alone cost;
+ *   (c) the appliance's load balancer on TAP devices.
  * Two measures: one bulk TCP stream through the balancer (iperf3, one node),
  * and short connections per second (each: connect, send a line, read the
  * node's answer, close; 8 at a time, three nodes).
@@ -11,7 +13,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchNamespaces, ns, sh } from './namespaces.ts';
+import { BenchNamespaces, ns, nsAsync, sh } from './namespaces.ts';
+import { tapWire } from './tap-wire.ts';
 
 const root = join(import.meta.dirname, '..');
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -82,7 +85,7 @@ async function bulk(client: string, nodes: string, nodeAddress: string, address:
   try {
     let out: string;
     try {
-      out = ns(client, 'iperf3', '-c', address, '-p', '5201', '-t', String(seconds), '--json');
+      out = await nsAsync(client, ['iperf3', '-c', address, '-p', '5201', '-t', String(seconds), '--json'], (seconds + 20) * 1000);
     } catch (err) {
       out = String((err as { stdout?: string }).stdout ?? '{}');
     }
@@ -104,29 +107,43 @@ async function short(client: string, nodes: string, nodeAddress: string, address
   const servers = NODE_PORTS.map((port) => background(nodes, 'python3', join(dir, 'node.py'), nodeAddress, String(port)));
   await sleep(settle);
   try {
-    const counts = JSON.parse(ns(client, process.execPath, join(dir, 'client.cjs'), address, '80', String(seconds))) as { done: number; failed: number };
+    const counts = JSON.parse(await nsAsync(client, [process.execPath, join(dir, 'client.cjs'), address, '80', String(seconds)], (seconds + 20) * 1000)) as { done: number; failed: number };
     return { perSecond: counts.done / seconds, failed: counts.failed };
   } finally {
     for (const s of servers) s.kill();
   }
 }
 
-async function haproxy(): Promise<Result> {
-  const c = newNs('hc');
-  const n = newNs('hn');
-  const r = newNs('hr');
-  sh('ip', ['link', 'add', `hvc${suffix}`, 'netns', c, 'type', 'veth', 'peer', 'name', `hrc${suffix}`, 'netns', r]);
-  sh('ip', ['link', 'add', `hvn${suffix}`, 'netns', n, 'type', 'veth', 'peer', 'name', `hrn${suffix}`, 'netns', r]);
-  for (const [name, dev, addr] of [
-    [c, `hvc${suffix}`, '10.95.1.5/24'],
-    [n, `hvn${suffix}`, '10.95.2.5/24'],
-    [r, `hrc${suffix}`, '10.95.1.1/24'],
-    [r, `hrn${suffix}`, '10.95.2.1/24'],
-  ] as const) {
+/**
+ * haproxy in a router namespace between a client and a nodes namespace.
+ * Links: veth pairs, or bare TAP wires (two TAP devices whose frames this
+ * process copies), which carry frames one by one as the appliance's TAP
+ * devices do, where veth passes 64 KiB GSO segments.
+ */
+async function haproxy(links: 'veth' | 'tap'): Promise<Result> {
+  const tag = links === 'veth' ? 'h' : 't';
+  const c = newNs(`${tag}c`);
+  const n = newNs(`${tag}n`);
+  const r = newNs(`${tag}r`);
+  const ends: [string, string, string][] = [
+    [c, `${tag}vc${suffix}`, '10.95.1.5/24'],
+    [n, `${tag}vn${suffix}`, '10.95.2.5/24'],
+    [r, `${tag}rc${suffix}`, '10.95.1.1/24'],
+    [r, `${tag}rn${suffix}`, '10.95.2.1/24'],
+  ];
+  const wires: { close(): void }[] = [];
+  if (links === 'veth') {
+    sh('ip', ['link', 'add', ends[0]![1], 'netns', c, 'type', 'veth', 'peer', 'name', ends[2]![1], 'netns', r]);
+    sh('ip', ['link', 'add', ends[1]![1], 'netns', n, 'type', 'veth', 'peer', 'name', ends[3]![1], 'netns', r]);
+  } else {
+    wires.push(tapWire(ends[0]![1], ends[2]![1]), tapWire(ends[1]![1], ends[3]![1]));
+    for (const [name, dev] of ends) sh('ip', ['link', 'set', dev, 'netns', name]);
+  }
+  for (const [name, dev, addr] of ends) {
     ns(name, 'ip', 'link', 'set', dev, 'up');
     ns(name, 'ip', 'addr', 'add', addr, 'dev', dev);
   }
-  const config = join(dir, 'haproxy.cfg');
+  const config = join(dir, `haproxy-${links}.cfg`);
   writeFileSync(
     config,
     `global
@@ -157,6 +174,7 @@ backend iperf
     return { tcpMbps, connectionsPerSecond: perSecond, failed };
   } finally {
     proxy.kill();
+    for (const w of wires) w.close();
   }
 }
 
@@ -209,8 +227,9 @@ if (!has('haproxy') || !has('iperf3')) {
 }
 try {
   const rows: [string, Result][] = [];
-  rows.push(['(a) haproxy 2 (mode tcp, round robin), veth', await haproxy()]);
-  rows.push(['(b) appliance load balancer, TAP', await appliance()]);
+  rows.push(['(a) haproxy 2 (mode tcp, round robin), veth', await haproxy('veth')]);
+  rows.push(['(b) haproxy 2, links through bare TAP wires', await haproxy('tap')]);
+  rows.push(['(c) appliance load balancer, TAP', await appliance()]);
   const base = rows[0]![1];
   const w = Math.max(...rows.map(([name]) => name.length));
   console.log(`${'path'.padEnd(w)}  ${'TCP Mbit/s'.padStart(10)}  ${'ratio'.padStart(5)}  ${'conn/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'failed'.padStart(6)}`);

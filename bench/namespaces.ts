@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 /*
  * Network namespaces for the real-network benchmarks: each name carries a
@@ -13,6 +13,27 @@ export function sh(cmd: string, args: string[]): string {
 /** Runs a command inside a namespace. */
 export function ns(name: string, ...args: string[]): string {
   return sh('ip', ['netns', 'exec', name, ...args]);
+}
+
+/**
+ * Runs a command inside a namespace without blocking this process's event
+ * loop (a bare TAP wire may be relaying frames in it); killed after
+ * `timeoutMs`. Resolves with its output, rejects when it fails.
+ */
+export function nsAsync(name: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(Object.assign(new Error(`${args.join(' ')} failed (${code}): ${err || out}`), { stdout: out }));
+    });
+  });
 }
 
 export class BenchNamespaces {

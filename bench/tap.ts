@@ -13,8 +13,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchNamespaces, ns, sh } from './namespaces.ts';
-import { openTap } from '../runtime/drivers/tap.ts';
+import { BenchNamespaces, ns, nsAsync, sh } from './namespaces.ts';
+import { tapWire } from './tap-wire.ts';
 
 const root = join(import.meta.dirname, '..');
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -51,46 +51,26 @@ async function stop(server: ChildProcess): Promise<void> {
   await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
 }
 
-/** Runs a command in a namespace without blocking this process's event loop (the bare wire runs in it). */
-function nsAsync(name: string, ...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 20) * 1000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${args.join(' ')} failed (${code}): ${err || out}`));
-    });
-  });
-}
-
 async function iperf(a: string, b: string, bAddr: string): Promise<Result> {
   const server = spawn('ip', ['netns', 'exec', b, 'iperf3', '-s', '-B', bAddr, '-1'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 400));
   // 22 bytes of UDP payload: 14 + 20 + 8 + 22 = 64-byte frames, offered at 100 Mbit/s (about 570k packets/s,
   // beyond every path here; an unlimited rate starves iperf3's own control connection).
-  const udp = JSON.parse(await nsAsync(a, 'iperf3', '-c', bAddr, '-u', '-l', '22', '-b', '100M', '-t', String(seconds), '--json'));
+  const udp = JSON.parse(await nsAsync(a, ['iperf3', '-c', bAddr, '-u', '-l', '22', '-b', '100M', '-t', String(seconds), '--json'], (seconds + 20) * 1000));
   await stop(server);
   const server2 = spawn('ip', ['netns', 'exec', b, 'iperf3', '-s', '-B', bAddr, '-1'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 400));
-  const tcp = JSON.parse(await nsAsync(a, 'iperf3', '-c', bAddr, '-t', String(seconds), '--json'));
+  const tcp = JSON.parse(await nsAsync(a, ['iperf3', '-c', bAddr, '-t', String(seconds), '--json'], (seconds + 20) * 1000));
   await stop(server2);
   const sum = udp.end.sum;
   const received = sum.packets - sum.lost_packets;
   return { udpPps: received / sum.seconds, tcpMbps: tcp.end.sum_received.bits_per_second / 1e6 };
 }
 
-async function wire(): Promise<Result> {
+async function bareWire(): Promise<Result> {
   const ta = `nbw${suffix}a`;
   const tb = `nbw${suffix}b`;
-  const a = openTap(ta);
-  const b = openTap(tb);
-  a.onReceive((frames) => b.send(frames));
-  b.onReceive((frames) => a.send(frames));
+  const wire = tapWire(ta, tb);
   const nsA = newNs('wa');
   const nsB = newNs('wb');
   host(nsA, ta, '10.98.0.1/24');
@@ -98,8 +78,7 @@ async function wire(): Promise<Result> {
   try {
     return await iperf(nsA, nsB, '10.98.0.2');
   } finally {
-    a.close();
-    b.close();
+    wire.close();
   }
 }
 
@@ -175,7 +154,7 @@ async function linux(withFirewall = false): Promise<Result> {
 
 try {
   const rows: [string, Result][] = [];
-  rows.push(['(a) bare TAP wire, no stack', await wire()]);
+  rows.push(['(a) bare TAP wire, no stack', await bareWire()]);
   rows.push(['(b) appliance: 10-rule firewall + conntrack', await appliance()]);
   rows.push(['(c) Linux forwarding (veth, ip_forward)', await linux()]);
   if (hasNft()) rows.push(['(d) Linux forwarding + the firewall in nftables', await linux(true)]);
