@@ -60,7 +60,16 @@ if (args) {
   process.stdout.write(JSON.stringify(benchFilter(ir, iface, datagrams, seconds, engine)));
   process.exit(0);
 }
-const run = (kind: string, name: string, engine: 'compiled' | 'interpreter') => runRow('filter.ts', [kind, name, engine]);
+// Machine load only ever slows a run down: the best of a few runs is the least disturbed one.
+const repeats = Math.max(1, Number(process.env['BENCH_REPEAT'] ?? 3));
+const run = (kind: string, name: string, engine: 'compiled' | 'interpreter') => {
+  let best = runRow('filter.ts', [kind, name, engine]);
+  for (let i = 1; i < repeats; i++) {
+    const next = runRow('filter.ts', [kind, name, engine]);
+    if (next.packetsPerSecond > best.packetsPerSecond) best = next;
+  }
+  return best;
+};
 function measure(kind: string, name: string, label: string, ir: Ir): Row {
   const c = run(kind, name, 'compiled');
   const i = run(kind, name, 'interpreter');
@@ -94,4 +103,4 @@ for (const r of rows) {
 console.log(`\nThe floor row is the timing loop alone (same packets, no function on the path): part of every row's ns/pkt.`);
 console.log(`Net ratio: (interpreter ns/pkt - its floor) / (generated ns/pkt - its floor), what deciding alone costs each engine.`);
 console.log(`ACL scaling: 10k-rule policy costs ${(acl[3]!.ns / acl[0]!.ns).toFixed(2)}x the 10-rule policy per packet (target <= 2x).`);
-console.log(`Targets: generated/interpreter >= 20x. ${seconds}s per measurement, each in a process of its own; Node ${process.version}; numbers vary with machine load.`);
+console.log(`Targets: generated/interpreter >= 20x. Best of ${repeats} runs of ${seconds}s per measurement, each in a process of its own; Node ${process.version}; numbers vary with machine load.`);
