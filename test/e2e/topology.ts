@@ -40,15 +40,18 @@ export class Topology {
   readonly metricsPort = 20000 + Math.floor(Math.random() * 20000);
   private child: ChildProcess | null = null;
 
-  /** Builds the config into an image and boots it with one TAP per NIC. */
-  async boot(config: string, nicCount: number): Promise<string[]> {
+  /**
+   * Builds the config into an image and boots it with one TAP per NIC,
+   * except the NICs `drivers` gives another driver spec (no TAP name then).
+   */
+  async boot(config: string, nicCount: number, drivers: Readonly<Record<number, string>> = {}): Promise<string[]> {
     writeFileSync(join(this.dir, 'appliance.nacl'), config);
     const image = join(this.dir, 'appliance.nimg');
     const built = nacl(['build', join(this.dir, 'appliance.nacl'), '-o', image]);
     if (built.status !== 0) throw new Error(`build failed: ${built.stderr}`);
-    const taps = Array.from({ length: nicCount }, () => testIfname());
+    const taps = Array.from({ length: nicCount }, (_, i) => (drivers[i] === undefined ? testIfname() : ''));
     const args = [join(ROOT, 'dist', 'nacl.js'), 'boot', image, '--pcap-out', this.dir, '--metrics', `127.0.0.1:${this.metricsPort}`];
-    taps.forEach((tap, i) => args.push('--nic', `${i}=tap:${tap}`));
+    taps.forEach((tap, i) => args.push('--nic', `${i}=${drivers[i] ?? `tap:${tap}`}`));
     this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d) => this.output.push(...String(d).split('\n').filter(Boolean)));
     this.child.stderr!.on('data', (d) => this.output.push(...String(d).split('\n').filter(Boolean)));
