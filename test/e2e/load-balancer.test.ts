@@ -94,13 +94,7 @@ describeRealNetwork('the TCP load balancer between Linux hosts', () => {
     await waitFor(() => PORTS.every((p) => sh(backends, 'ss -ltn').includes(`:${p}`)));
     // The balancer checked the nodes at boot, before they listened: wait until a check found each up
     // (a node refused before its server started is checked again 8 s later).
-    const deadline = Date.now() + 20_000;
-    let counters = await topo.counters();
-    while (counters['lb.nodes_up'] !== PORTS.length && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      counters = await topo.counters();
-    }
-    if (counters['lb.nodes_up'] !== PORTS.length) throw new Error(`nodes not up: ${JSON.stringify(counters)}`);
+    await topo.waitForCounter('lb.nodes_up', PORTS.length);
   }, 40_000);
 
   afterAll(async () => {

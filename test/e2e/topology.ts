@@ -93,6 +93,17 @@ export class Topology {
     return out;
   }
 
+  /** Polls the metrics endpoint until counter `name` reads `value`; throws after `ms` with the appliance's output. */
+  async waitForCounter(name: string, value: number, ms = 20_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    let counters = await this.counters();
+    while (counters[name] !== value) {
+      if (Date.now() > deadline) throw new Error(`${name} is ${counters[name]}, not ${value}, after ${ms} ms:\n${this.output.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+      counters = await this.counters();
+    }
+  }
+
   /** Stops the appliance (SIGTERM, so the pcaps are flushed) and removes every namespace. */
   async teardown(): Promise<void> {
     if (this.child && this.child.exitCode === null) {
