@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchNamespaces, ns, nsAsync, sh } from './namespaces.ts';
+import { BenchNamespaces, configure, installed, moveInto, nsAsync, sh } from './namespaces.ts';
 import { tapWire } from './tap-wire.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -29,14 +29,6 @@ function background(name: string, ...args: string[]): ChildProcess {
   const child = spawn('ip', ['netns', 'exec', name, ...args], { stdio: 'ignore' });
   children.push(child);
   return child;
-}
-function has(command: string): boolean {
-  try {
-    sh(command, ['-v']);
-    return true;
-  } catch {
-    return false;
-  }
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -135,13 +127,10 @@ async function haproxy(links: 'veth' | 'tap'): Promise<Result> {
   if (links === 'veth') {
     sh('ip', ['link', 'add', ends[0]![1], 'netns', c, 'type', 'veth', 'peer', 'name', ends[2]![1], 'netns', r]);
     sh('ip', ['link', 'add', ends[1]![1], 'netns', n, 'type', 'veth', 'peer', 'name', ends[3]![1], 'netns', r]);
+    for (const [name, dev, addr] of ends) configure(name, dev, addr);
   } else {
     wires.push(tapWire(ends[0]![1], ends[2]![1]), tapWire(ends[1]![1], ends[3]![1]));
-    for (const [name, dev] of ends) sh('ip', ['link', 'set', dev, 'netns', name]);
-  }
-  for (const [name, dev, addr] of ends) {
-    ns(name, 'ip', 'link', 'set', dev, 'up');
-    ns(name, 'ip', 'addr', 'add', addr, 'dev', dev);
+    for (const [name, dev, addr] of ends) moveInto(name, dev, addr);
   }
   const config = join(dir, `haproxy-${links}.cfg`);
   writeFileSync(
@@ -197,14 +186,8 @@ Load_balancer lb {
   await new Promise<void>((resolve) => child.stdout!.on('data', (d) => String(d).includes('ready') && resolve()));
   const client = newNs(`${tag}c`);
   const nodes = newNs(`${tag}n`);
-  for (const [name, dev, addr] of [
-    [client, ta, '10.94.1.5/24'],
-    [nodes, tb, '10.94.2.5/24'],
-  ] as const) {
-    sh('ip', ['link', 'set', dev, 'netns', name]);
-    ns(name, 'ip', 'link', 'set', dev, 'up');
-    ns(name, 'ip', 'addr', 'add', addr, 'dev', dev);
-  }
+  moveInto(client, ta, '10.94.1.5/24');
+  moveInto(nodes, tb, '10.94.2.5/24');
   return { client, nodes, child };
 }
 
@@ -221,7 +204,7 @@ async function appliance(): Promise<Result> {
   return { tcpMbps, connectionsPerSecond: perSecond, failed };
 }
 
-if (!has('haproxy') || !has('iperf3')) {
+if (!installed('haproxy') || !installed('iperf3')) {
   console.error('bench:lb needs haproxy and iperf3 (apt-get install haproxy iperf3) and root.');
   process.exit(2);
 }

@@ -15,6 +15,29 @@ export function ns(name: string, ...args: string[]): string {
   return sh('ip', ['netns', 'exec', name, ...args]);
 }
 
+/** Whether `command` runs here (it answers `-v` with its version). */
+export function installed(command: string): boolean {
+  try {
+    sh(command, ['-v']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Brings `dev` up inside namespace `name` with `addr` (CIDR), and a default route via `gateway` if given. */
+export function configure(name: string, dev: string, addr: string, gateway?: string): void {
+  ns(name, 'ip', 'link', 'set', dev, 'up');
+  ns(name, 'ip', 'addr', 'add', addr, 'dev', dev);
+  if (gateway) ns(name, 'ip', 'route', 'add', 'default', 'via', gateway);
+}
+
+/** Moves `dev` (a TAP device this process or the appliance opened) into namespace `name` and configures it there. */
+export function moveInto(name: string, dev: string, addr: string, gateway?: string): void {
+  sh('ip', ['link', 'set', dev, 'netns', name]);
+  configure(name, dev, addr, gateway);
+}
+
 /**
  * Runs a command inside a namespace without blocking this process's event
  * loop (a bare TAP wire may be relaying frames in it); killed after

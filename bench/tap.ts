@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchNamespaces, ns, nsAsync, sh } from './namespaces.ts';
+import { BenchNamespaces, configure, installed, moveInto, ns, nsAsync, sh } from './namespaces.ts';
 import { tapWire } from './tap-wire.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -22,21 +22,6 @@ const spaces = new BenchNamespaces();
 const suffix = spaces.suffix;
 
 const newNs = (label: string) => spaces.create(label);
-function host(name: string, dev: string, addr: string, gateway?: string): void {
-  sh('ip', ['link', 'set', dev, 'netns', name]);
-  ns(name, 'ip', 'link', 'set', dev, 'up');
-  ns(name, 'ip', 'addr', 'add', addr, 'dev', dev);
-  if (gateway) ns(name, 'ip', 'route', 'add', 'default', 'via', gateway);
-}
-
-function hasNft(): boolean {
-  try {
-    sh('nft', ['--version']);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface Result {
   udpPps: number;
@@ -73,8 +58,8 @@ async function bareWire(): Promise<Result> {
   const wire = tapWire(ta, tb);
   const nsA = newNs('wa');
   const nsB = newNs('wb');
-  host(nsA, ta, '10.98.0.1/24');
-  host(nsB, tb, '10.98.0.2/24');
+  moveInto(nsA, ta, '10.98.0.1/24');
+  moveInto(nsB, tb, '10.98.0.2/24');
   try {
     return await iperf(nsA, nsB, '10.98.0.2');
   } finally {
@@ -104,8 +89,8 @@ Filter::IP fw {
   await new Promise<void>((resolve) => child.stdout!.on('data', (d) => String(d).includes('ready') && resolve()));
   const nsA = newNs('aa');
   const nsB = newNs('ab');
-  host(nsA, ta, '10.97.1.5/24', '10.97.1.1');
-  host(nsB, tb, '10.97.2.5/24', '10.97.2.1');
+  moveInto(nsA, ta, '10.97.1.5/24', '10.97.1.1');
+  moveInto(nsB, tb, '10.97.2.5/24', '10.97.2.1');
   try {
     return await iperf(nsA, nsB, '10.97.2.5');
   } finally {
@@ -138,8 +123,7 @@ async function linux(withFirewall = false): Promise<Result> {
     [nsR, `${tag}ra${suffix}`, '10.96.1.1/24'],
     [nsR, `${tag}rb${suffix}`, '10.96.2.1/24'],
   ] as const) {
-    ns(n, 'ip', 'link', 'set', dev, 'up');
-    ns(n, 'ip', 'addr', 'add', addr, 'dev', dev);
+    configure(n, dev, addr);
   }
   ns(nsA, 'ip', 'route', 'add', 'default', 'via', '10.96.1.1');
   ns(nsB, 'ip', 'route', 'add', 'default', 'via', '10.96.2.1');
@@ -157,7 +141,7 @@ try {
   rows.push(['(a) bare TAP wire, no stack', await bareWire()]);
   rows.push(['(b) appliance: 10-rule firewall + conntrack', await appliance()]);
   rows.push(['(c) Linux forwarding (veth, ip_forward)', await linux()]);
-  if (hasNft()) rows.push(['(d) Linux forwarding + the firewall in nftables', await linux(true)]);
+  if (installed('nft')) rows.push(['(d) Linux forwarding + the firewall in nftables', await linux(true)]);
   else console.warn('nft is not installed: the Linux + nftables row is left out (apt-get install nftables)');
   const base = rows[0]![1];
   const w = Math.max(...rows.map(([name]) => name.length));
