@@ -277,7 +277,7 @@ export class Appliance {
     lb.start();
     this.env.log(`[ NaCl LB ] ${ir.name}: clients on ${ir.clients.iface} port ${ir.clients.port}, ${ir.servers.pool.length} nodes via ${ir.servers.iface} (${ir.servers.algorithm})`);
     this.every(TCP_TICK_MS, () => {
-      for (const inet of this.ifaces.values()) inet.tcp?.tick(this.now);
+      for (const stack of this.tcpStacks) stack.tick(this.now);
       lb.tick(this.now);
     });
   }
