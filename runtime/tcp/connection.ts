@@ -1089,12 +1089,8 @@ export class TcpConnection {
   #enterTimeWait(): void {
     if (this.#opts.enterTimeWait?.() === false) {
       if (this.#ackNeeded) this.#sendAck();
-      // Unlike #terminate, the events already queued (the peer's end) are still delivered.
-      this.#state = 'closed';
-      this.#connectAt = this.#timeWaitAt = this.#rtoAt = this.#persistAt = undefined;
-      this.#sendBuf.clear();
-      this.#emit({ kind: 'closed' });
-      this.#terminated = true;
+      // The events already queued (the peer's end) are still delivered, before the close.
+      this.#terminate({ kind: 'closed' }, true);
       return;
     }
     this.#state = 'time-wait';
@@ -1170,11 +1166,11 @@ export class TcpConnection {
   }
 
   /** Closes the connection; events not yet delivered are dropped, as nothing may follow this one. */
-  #terminate(e: TcpEvent): void {
+  #terminate(e: TcpEvent, keepQueued = false): void {
     this.#state = 'closed';
     this.#connectAt = this.#timeWaitAt = this.#rtoAt = this.#persistAt = undefined;
     this.#sendBuf.clear();
-    this.#events.length = 0;
+    if (!keepQueued) this.#events.length = 0;
     this.#events.push(e);
     this.#terminated = true;
   }
