@@ -106,7 +106,9 @@ const bootOptions = (cmd: Command) =>
     .option('--nic <N=DRIVER:ARGS>', 'attach NIC N (the Iface index, or its MAC): tap:IFNAME, udp:LPORT,HOST:PORT, memory:NAME, pcap:IN[,OUT] (repeatable)', collect)
     .addOption(new Option('--log-format <format>', 'text or json').default('text'))
     .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (on the host, not the appliance NICs)')
-    .option('--pcap-out <dir>', 'record every NIC to DIR/nicN.pcap');
+    .option('--pcap-out <dir>', 'record every NIC to DIR/nicN.pcap')
+    .addOption(new Option('--syslog-facility <facility>', 'facility of syslog(...) messages: a name (kern, user, daemon, local0-local7, ...) or 0-23').default('user'))
+    .addOption(new Option('--syslog-format <format>', 'framing of syslog(...) datagrams: rfc5424 or rfc3164 (BSD)').default('rfc5424'));
 
 bootOptions(
   program

@@ -2,7 +2,9 @@ import type { FunctionState, GeneratedModule, GeneratedRuntime, PacketView } fro
 import { functionRuns, segmentKey } from '../compiler/codegen/segments.ts';
 import { CT_STATE, type Ir, type IrChainStep, type IrIface, type IrLoadBalancer } from '../compiler/ir.ts';
 import { LoadBalancer } from '../appliances/load-balancer.ts';
-import { PortAllocator } from './port-allocator.ts';
+import { EPHEMERAL_FIRST, EPHEMERAL_LAST, PortAllocator } from './port-allocator.ts';
+import { cTimeText } from './local-time.ts';
+import { DEFAULT_SYSLOG, syslogConsoleLine, syslogDatagramText, type SyslogSettings } from './syslog-message.ts';
 import { TcpStack } from './tcp/stack.ts';
 import { Conntrack } from './conntrack.ts';
 import { DhcpClient, type DhcpAction } from './dhcp-client.ts';
@@ -66,6 +68,8 @@ export interface ApplianceEnv {
   random(): number;
   /** Host facts for the Timer `memory`, `cpu` and `stack-sampling` items. */
   readonly host?: ApplianceHost;
+  /** The operator's syslog facility and framing (boot flags); facility user, RFC 5424 when absent. */
+  readonly syslog?: SyslogSettings;
 }
 
 export interface ApplianceHost {
@@ -113,6 +117,8 @@ export class Appliance {
     router_packets_dropped: 0,
     router_bytes_fwd: 0,
     no_conntrack_drops: 0,
+    /** syslog(...) messages with a Syslog server but no address to send from yet (DHCP pending). */
+    syslog_unsent: 0,
     drops: {} as Record<string, number>,
   };
   /** Times each rule decided a packet, by rule index of the generated module. */
@@ -312,14 +318,15 @@ export class Appliance {
     this.timers.length = 0;
   }
 
-  private every(ms: number, fn: () => void): void {
+  /** A periodic timer: it re-arms into its own slot, so `timers` holds one handle per live timer. */
+  private every(ms: number, fn: () => void, slot = this.timers.length): void {
     const run = () => {
-      this.timers.push(this.env.clock.setTimer(ms, run));
+      this.timers[slot] = this.env.clock.setTimer(ms, run);
       this.now = this.clockNow();
       fn();
       this.flush();
     };
-    this.timers.push(this.env.clock.setTimer(ms, run));
+    this.timers[slot] = this.env.clock.setTimer(ms, run);
   }
 
   private configureIface(inet: Inet): void {
@@ -410,7 +417,9 @@ export class Appliance {
     let etherType = ethEtherType(frame, 0);
     let l3 = ETHERNET_HEADER_LEN;
     let inet: Inet | null | undefined = port.untagged;
-    if (isVlanTpid(etherType)) {
+    // Only an 802.1Q tag selects a VLAN; an 802.1ad or 0x9100 outer tag is a
+    // provider's, not ours, and drops below as an unknown EtherType (section 14).
+    if (etherType === EtherType.Vlan) {
       if (frame.length < l3 + VLAN_HEADER_LEN) return this.dropFrame('truncated-frame');
       inet = port.vlans.get(vlanVid(frame, l3));
       etherType = vlanEtherType(frame, l3);
@@ -589,7 +598,9 @@ export class Appliance {
   private forward(ingress: Inet, pkt: Packet, handle: number, locallySourced: boolean): void {
     const ttlBefore = ipv4Ttl(pkt.bytes, pkt.l3);
     const ttl = forwardTtl(pkt, locallySourced);
-    if (ttl !== TtlVerdict.Forward) {
+    // RFC 1812 5.3.1: TTL expires only on packets the appliance would pass on;
+    // one addressed to another of its Ifaces is received there, even at TTL 1.
+    if (ttl !== TtlVerdict.Forward && !this.isApplianceAddress(ipv4Dst(pkt.bytes, pkt.l3))) {
       this.counters.router_packets_dropped++;
       ingress.drop('ttl-expired');
       if (this.tracer) this.trace({ kind: 'drop', iface: ingress.name, reason: `TTL ${ttlBefore} expires here`, rule: null });
@@ -626,6 +637,11 @@ export class Appliance {
     this.counters.router_packets_fwd++;
     this.counters.router_bytes_fwd += pkt.end - pkt.l4;
     this.ship(egress, pkt, handle, hop, ingress);
+  }
+
+  private isApplianceAddress(address: number): boolean {
+    for (const inet of this.ifaces.values()) if (inet.address === address && address !== 0) return true;
+    return false;
   }
 
   /** Egress (1.3 steps 6-9): confirm, postrouting, MTU, next hop, ARP. */
@@ -738,7 +754,7 @@ export class Appliance {
       inet.drop('send-queue-full');
       return;
     }
-    inet.counters.packets_tx++;
+    if (etherType === EtherType.Ipv4) inet.counters.packets_tx++;
     this.counters.frames_tx++;
     port.pending.push(frame);
     if (!this.inBatch) this.flush();
@@ -819,10 +835,11 @@ export class Appliance {
     if (this.ir.timers.some((t) => t.data.includes('stack-sampling'))) this.sampling = this.env.host?.startStackSampling?.() ?? false;
     for (const t of this.ir.timers) {
       const run = () => this.timerReport(t.data);
+      const slot = this.timers.length;
       this.timers.push(
         this.env.clock.setTimer(1000, () => {
           run();
-          this.every(t.interval * 1000, run);
+          this.every(t.interval * 1000, run, slot);
         }),
       );
     }
@@ -837,7 +854,7 @@ export class Appliance {
     for (const item of data) {
       switch (item) {
         case 'timestamp':
-          this.env.log(`[ NaCl Timer Timestamp ] ${new Date(this.env.clock.wallTime()).toISOString()}`);
+          this.env.log(`[ NaCl Timer Timestamp ] ${cTimeText(this.env.clock.wallTime())}`);
           break;
         case 'stats':
           this.env.log(`[ NaCl Timer Stats ] ${JSON.stringify(this.statistics())}`);
@@ -881,22 +898,36 @@ export class Appliance {
 
   // --- syslog --------------------------------------------------------------------------
 
-  /** syslog(...): RFC 5424 over UDP from the Iface on NIC 0, or the console (8.1; PRI fixed). */
+  /** syslog(...): over UDP from the Iface on NIC 0, or to the console (8.1; PRI and framing as section 14 decides). */
   private syslog(severity: number, text: string): void {
-    const pri = 8 + severity;
+    const settings = this.env.syslog ?? DEFAULT_SYSLOG;
     const sink = this.ir.syslog;
     if (!sink) {
-      this.env.log(`<${pri}> USER.${['EMERG', 'ALERT', 'CRIT', 'ERR', 'WARNING', 'NOTICE', 'INFO', 'DEBUG'][severity]} ${text}`);
+      this.env.log(syslogConsoleLine(settings, severity, this.env.clock.wallTime(), text));
       return;
     }
     const from = [...this.ifaces.values()].find((i) => i.ir.vlan === null && 'index' in i.ir.nic && i.ir.nic.index === 0) ?? this.ifaces.values().next().value;
-    if (!from || from.address === 0) return;
-    const stamp = new Date(this.env.clock.wallTime()).toISOString();
-    const message = `<${pri}>1 ${stamp} ${formatIpv4Address(from.address)} nacl 1 - - ${text}`;
-    const payload = utf8(message);
+    if (!from || from.address === 0) {
+      this.counters.syslog_unsent++;
+      return;
+    }
+    const payload = utf8(syslogDatagramText(settings, severity, this.env.clock.wallTime(), formatIpv4Address(from.address), text));
+    const port = this.syslogSourcePort(from.address);
     // Sent after the packet that triggered it is done: the output path must not run inside a chain.
-    this.deferred.push(() => this.output(from, udpDatagram(from.address, 49152 + (severity % 8), parseIpv4Address(sink.address)!, sink.port, payload)));
+    this.deferred.push(() => this.output(from, udpDatagram(from.address, port, parseIpv4Address(sink.address)!, sink.port, payload)));
     if (!this.inBatch) this.flush();
+  }
+
+  /** The source port of syslog datagrams: one ephemeral port, as upstream's one socket, taken from the address's port table so masquerade never hands it out. */
+  private syslogSource = { address: 0, port: 0 };
+  private syslogSourcePort(address: number): number {
+    const source = this.syslogSource;
+    if (source.address === address) return source.port;
+    if (this.nat && source.address !== 0) this.nat.portsFor(source.address).release(source.port);
+    let port = this.nat ? this.nat.portsFor(address).allocate() : -1;
+    if (port < 0) port = EPHEMERAL_FIRST + Math.floor(this.env.random() * (EPHEMERAL_LAST - EPHEMERAL_FIRST + 1));
+    this.syslogSource = { address, port };
+    return port;
   }
 
   // --- inspection -------------------------------------------------------------------

@@ -102,7 +102,7 @@ export function frameIpv4Offset(frame: Uint8Array, length = frame.length): numbe
   if (bytesAvailable(frame, 0, length) < ETHERNET_HEADER_LEN) return 'truncated';
   let etherType = ethEtherType(frame, 0);
   let l3 = ETHERNET_HEADER_LEN;
-  if (isVlanTpid(etherType)) {
+  if (etherType === EtherType.Vlan) {
     if (bytesAvailable(frame, l3, length) < VLAN_HEADER_LEN) return 'truncated';
     etherType = vlanEtherType(frame, l3);
     l3 += VLAN_HEADER_LEN;

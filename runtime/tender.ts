@@ -10,6 +10,7 @@ import { openMemoryNic } from './drivers/memory.ts';
 import type { Nic } from './drivers/nic.ts';
 import { openPcapNic, PcapWriter, recordNic } from './drivers/pcap.ts';
 import { StackSampler } from './stack-sampler.ts';
+import type { SyslogSettings } from './syslog-message.ts';
 import type { DriverSpec } from './drivers/spec.ts';
 import type { BootedAppliance } from './image-entry.ts';
 
@@ -30,6 +31,8 @@ export interface TenderOptions {
   readonly write: (line: string) => void;
   /** Label of the image in log lines. */
   readonly label: string;
+  /** Facility and framing of syslog(...) messages; user and RFC 5424 when absent. */
+  readonly syslog?: SyslogSettings;
 }
 
 export interface RunningAppliance {
@@ -121,6 +124,7 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
     clock: systemClock(),
     log: (line) => emit('info', line),
     random: Math.random,
+    ...(options.syslog ? { syslog: options.syslog } : {}),
     host: {
       memory: () => {
         const m = process.memoryUsage();

@@ -1,6 +1,7 @@
 import { readImage, type LoadedImage } from '../../compiler/image.ts';
 import { parseDriverSpec, type DriverSpec } from '../../runtime/drivers/spec.ts';
 import { bootImage, TenderError } from '../../runtime/tender.ts';
+import { FACILITY_NAMES, parseFacility, type SyslogSettings } from '../../runtime/syslog-message.ts';
 import { parseFormat, readBytes, UsageError } from '../io.ts';
 
 export interface BootOptions {
@@ -8,6 +9,14 @@ export interface BootOptions {
   logFormat: string;
   metrics?: string;
   pcapOut?: string;
+  syslogFacility: string;
+  syslogFormat: string;
+}
+
+function syslogSettings(options: BootOptions): SyslogSettings {
+  const facility = parseFacility(options.syslogFacility);
+  if (facility === null) throw new UsageError(`--syslog-facility ${options.syslogFacility}: expected a facility name (${FACILITY_NAMES.join(', ')}) or a number 0-23`);
+  return { facility, framing: parseFormat(options.syslogFormat, ['rfc5424', 'rfc3164'] as const) };
 }
 
 function nicSpecs(list: readonly string[]): Map<string, DriverSpec> {
@@ -28,6 +37,7 @@ function nicSpecs(list: readonly string[]): Map<string, DriverSpec> {
 /** Boots a loaded image and runs until SIGINT/SIGTERM. Kept free of the compiler so boot starts fast. */
 export async function start(image: LoadedImage, label: string, options: BootOptions): Promise<number> {
   const logFormat = parseFormat(options.logFormat, ['text', 'json'] as const);
+  const syslog = syslogSettings(options);
   let running;
   try {
     running = await bootImage(image, {
@@ -37,6 +47,7 @@ export async function start(image: LoadedImage, label: string, options: BootOpti
       ...(options.pcapOut ? { pcapOut: options.pcapOut } : {}),
       write: (line) => process.stdout.write(line + '\n'),
       label,
+      syslog,
     });
   } catch (err) {
     if (err instanceof TenderError) throw new UsageError(err.message);

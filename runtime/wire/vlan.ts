@@ -26,7 +26,10 @@ const VID_MASK = 0x0fff;
  */
 export type VlanError = 'truncated' | 'stacked-tag';
 
-/** TPIDs that introduce a tag: 802.1Q, 802.1ad (Q-in-Q) and the pre-standard 0x9100. */
+/**
+ * TPIDs that introduce a tag: 802.1Q, 802.1ad (Q-in-Q) and the pre-standard
+ * 0x9100. Only 802.1Q selects a VLAN; any of them inside one is a stacked tag.
+ */
 export function isVlanTpid(etherType: number): boolean {
   return etherType === EtherType.Vlan || etherType === EtherType.QinQ || etherType === 0x9100;
 }

@@ -68,6 +68,15 @@ describe('nacl bench', () => {
 });
 
 describe('nacl run', () => {
+  it('exits 2 for a syslog facility or format it does not know, naming what it takes', () => {
+    const facility = nacl(['run', example('cidr.nacl'), '--nic', '0=memory:x', '--syslog-facility', 'local9']);
+    expect(facility.status).toBe(2);
+    expect(facility.stderr).toContain('local0');
+    const format = nacl(['run', example('cidr.nacl'), '--nic', '0=memory:x', '--syslog-format', 'cef']);
+    expect(format.status).toBe(2);
+    expect(format.stderr).toContain('rfc3164');
+  });
+
   it('builds in memory, boots, prints ready and stops on SIGINT', async () => {
     const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', example('cidr.nacl'), '--nic', '0=memory:run-test'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -42,9 +42,10 @@ export class Topology {
 
   /**
    * Builds the config into an image and boots it with one TAP per NIC,
-   * except the NICs `drivers` gives another driver spec (no TAP name then).
+   * except the NICs `drivers` gives another driver spec (no TAP name then);
+   * `flags` go to `nacl boot` as they are.
    */
-  async boot(config: string, nicCount: number, drivers: Readonly<Record<number, string>> = {}): Promise<string[]> {
+  async boot(config: string, nicCount: number, drivers: Readonly<Record<number, string>> = {}, flags: readonly string[] = []): Promise<string[]> {
     writeFileSync(join(this.dir, 'appliance.nacl'), config);
     const image = join(this.dir, 'appliance.nimg');
     const built = nacl(['build', join(this.dir, 'appliance.nacl'), '-o', image]);
@@ -52,6 +53,7 @@ export class Topology {
     const taps = Array.from({ length: nicCount }, (_, i) => (drivers[i] === undefined ? testIfname() : ''));
     const args = [join(ROOT, 'dist', 'nacl.js'), 'boot', image, '--pcap-out', this.dir, '--metrics', `127.0.0.1:${this.metricsPort}`];
     taps.forEach((tap, i) => args.push('--nic', `${i}=${drivers[i] ?? `tap:${tap}`}`));
+    args.push(...flags);
     this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d) => this.output.push(...String(d).split('\n').filter(Boolean)));
     this.child.stderr!.on('data', (d) => this.output.push(...String(d).split('\n').filter(Boolean)));

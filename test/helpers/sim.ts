@@ -5,6 +5,7 @@ import { createAppliance } from '../../runtime/boot.ts';
 import { ManualClock } from '../../runtime/clock.ts';
 import { attach, MemoryNetwork, type MemoryNic } from '../../runtime/drivers/memory.ts';
 import { SimHost } from '../../runtime/sim-host.ts';
+import type { SyslogSettings } from '../../runtime/syslog-message.ts';
 
 /**
  * A simulated network around an appliance: one memory switch per appliance
@@ -19,7 +20,7 @@ export class Sim {
   readonly nics = new Map<string, MemoryNic>();
   private readonly hosts: SimHost[] = [];
 
-  constructor(config: string, nicCount = 2, mtus: readonly number[] = [], host?: ApplianceHost) {
+  constructor(config: string, nicCount = 2, mtus: readonly number[] = [], env: { host?: ApplianceHost; syslog?: SyslogSettings } = {}) {
     const compiled = compileSource(config, 'sim.nacl');
     const errors = compiled.diagnostics.filter((d) => d.severity === 'error');
     if (!compiled.ir) throw new Error(errors.map((d) => `${d.code} ${d.span.startLine}: ${d.message}`).join('\n'));
@@ -33,7 +34,7 @@ export class Sim {
       clock: this.clock,
       log: (line) => this.logs.push(line),
       random: () => 0.5,
-      ...(host ? { host } : {}),
+      ...env,
     });
     this.appliance.start();
     this.settle();

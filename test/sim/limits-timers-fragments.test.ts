@@ -46,11 +46,22 @@ describe('Timers on a simulated network', () => {
     sim.settle(200);
     const first = sim.logs.filter((l) => l.startsWith('[ NaCl Timer'));
     expect(first.map((l) => l.split(' ]')[0])).toEqual(['[ NaCl Timer Timestamp', '[ NaCl Timer Stats', '[ NaCl Timer Memory', '[ NaCl Timer CPU', '[ NaCl Timer Timers']);
-    expect(first[0]).toMatch(/\d{4}-\d{2}-\d{2}T/);
+    expect(first[0]).toMatch(/^\[ NaCl Timer Timestamp \] (Sun|Mon|Tue|Wed|Thu|Fri|Sat) [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/);
     expect(first[1]).toContain('"eth0.packets_rx":0');
     sim.logs.length = 0;
     sim.settle(5000);
     expect(sim.logs.filter((l) => l.startsWith('[ NaCl Timer Timestamp'))).toHaveLength(1);
+  });
+});
+
+describe('the Timer item timers', () => {
+  it('counts the timers that run, the same at every report: a re-armed timer replaces its handle', () => {
+    const sim = new Sim('Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }\nTimer t { interval: 5, data: [timers] }\n', 1);
+    sim.settle(61_000);
+    const reports = sim.logs.filter((l) => l.startsWith('[ NaCl Timer Timers'));
+    expect(reports).toHaveLength(13);
+    // The 1 s housekeeping tick and this Timer.
+    expect(new Set(reports)).toEqual(new Set(['[ NaCl Timer Timers ] Active: 2 Existing: 2 Free: 0']));
   });
 });
 
@@ -70,7 +81,7 @@ describe('the Timer item stack-sampling', () => {
   it('starts the host sampler at boot and prints the sample count and the top 5 functions with their share (8.2)', () => {
     const functions = ['(idle)', 'checksumSum (nacl-runtime.js)', 'filter_in (nacl-generated.js)', 'parse (nacl-runtime.js)', 'a', 'b'].map((name, i) => ({ name, count: 60 - i * 10 }));
     const { api, calls } = host(functions);
-    const sim = new Sim(CONFIG, 1, [], api);
+    const sim = new Sim(CONFIG, 1, [], { host: api });
     expect(calls.started).toBe(1);
     sim.settle(1100);
     expect(calls.taken).toBe(1);
@@ -92,7 +103,7 @@ describe('the Timer item stack-sampling', () => {
     sim.settle(1100);
     expect(sim.logs).toContain('[ NaCl Timer Stack Sampling ] stack sampling is not available on this host');
     const { api, calls } = host([]);
-    new Sim('Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }\nTimer t { interval: 5, data: [cpu] }\n', 1, [], api);
+    new Sim('Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }\nTimer t { interval: 5, data: [cpu] }\n', 1, [], { host: api });
     expect(calls.started).toBe(0);
   });
 });

@@ -81,4 +81,32 @@ describe('VLANs on a simulated network', () => {
     expect(other.received).toEqual([]);
     expect(sim.appliance.statistics()['drop.unknown-vlan']).toBeGreaterThan(0);
   });
+
+  it.each([
+    ['802.1ad (a provider S-tag)', 0x88a8],
+    ['0x9100', 0x9100],
+  ])('drops and counts a frame whose only tag is %s: only 802.1Q selects a VLAN (section 14)', async (_name, tpid) => {
+    const { attach } = await import('../../runtime/drivers/memory.ts');
+    const { buildDatagram, parsePacketSpec } = await import('../../runtime/packet-spec.ts');
+    const sim = new Sim(VLANS, 1);
+    const nic = sim.net.createNic({ name: 'raw', mac: Uint8Array.of(2, 0, 0, 0, 0xc0, 9) });
+    attach(nic, sim.net.switch('seg0'));
+    const spec = parsePacketSpec('icmp 10.10.0.5 -> 10.10.0.1');
+    if (!spec.ok) throw new Error(spec.message);
+    const datagram = buildDatagram(spec.spec);
+    const frame = (type: number) => {
+      const f = new Uint8Array(18 + datagram.length);
+      f.set([2, 0, 0, 0, 0xa0, 0, 2, 0, 0, 0, 0xc0, 9, type >> 8, type & 255, 0, 10, 0x08, 0x00]);
+      f.set(datagram, 18);
+      return f;
+    };
+    nic.send([frame(tpid)]);
+    sim.settle();
+    expect(sim.appliance.statistics()['v10.packets_rx']).toBe(0);
+    expect(sim.appliance.statistics()[`drop.ethertype-${tpid.toString(16)}`]).toBe(1);
+    // The same frame with an 802.1Q tag reaches VLAN 10's Iface.
+    nic.send([frame(0x8100)]);
+    sim.settle();
+    expect(sim.appliance.statistics()['v10.packets_rx']).toBe(1);
+  });
 });

@@ -50,6 +50,26 @@ describe('a router with a firewall, on a simulated network', () => {
     expect(a.received.map((r) => [r.protocol, r.src, r.detail])).toEqual([[1, '10.0.0.1', 11]]);
   });
 
+  it('answers a ping with TTL 1 to its address on another Iface: TTL expires only on packets it passes on (RFC 1812 5.3.1)', () => {
+    const sim = new Sim(ROUTER);
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    b.ping('10.0.0.1', { ttl: 1 });
+    sim.settle();
+    expect(b.received.map((r) => [r.protocol, r.src, r.detail])).toEqual([[1, '10.0.0.1', 0]]);
+  });
+
+  it('counts only IPv4 packets in packets_tx, not the ARP it sends', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    const before = sim.appliance.statistics();
+    a.ping('10.0.0.1');
+    sim.settle();
+    const after = sim.appliance.statistics();
+    // One echo reply, and the ARP reply that told the host the appliance's MAC.
+    expect(after['lan.packets_tx']! - before['lan.packets_tx']!).toBe(1);
+    expect(after['frames_tx']! - before['frames_tx']!).toBe(2);
+  });
+
   it('drops what the forward chain drops', () => {
     const sim = new Sim(ROUTER);
     const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
