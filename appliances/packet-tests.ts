@@ -1,5 +1,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { isMap, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { diagnostic, sortDiagnostics, type Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
+import { schemaProblems } from '../compiler/diagnostics/schema-errors.ts';
 import type { Ir } from '../compiler/ir.ts';
 import { LineMap, type Span } from '../grammar/span.ts';
 import { parsePacketSpec } from '../runtime/packet-spec.ts';
@@ -9,7 +11,7 @@ import { Tracer, type TraceResult } from './trace-run.ts';
 /*
  * `nacl test FILE TESTS.yaml`: packet expectations for CI (cli.md, "Test
  * file"). The file is checked against schemas/tests.schema.json; problems
- * point at YAML lines. Each test traces its packet and compares.
+ * are diagnostics (E120, E122, E123) at YAML lines. Each test traces its packet and compares.
  */
 
 export interface PacketTest {
@@ -34,54 +36,61 @@ export interface TestFile {
   readonly tests: PacketTest[];
 }
 
-export interface FileProblem {
-  readonly line: number;
-  readonly column: number;
-  readonly message: string;
-}
-
 let validate: ReturnType<Ajv2020['compile']> | undefined;
 
-export function parseTestFile(text: string, file: string): { ok: true; value: TestFile } | { ok: false; problems: FileProblem[] } {
+export type TestFileResult = { ok: true; value: TestFile } | { ok: false; diagnostics: Diagnostic[]; lines: LineMap };
+
+/** Reads a tests file: its YAML, its shape (schemas/tests.schema.json) and each packet SPEC, every problem a diagnostic at its YAML line. */
+export function parseTestFile(text: string, file: string): TestFileResult {
   const lines = new LineMap(file, text);
-  const doc = parseDocument(text, { prettyErrors: false });
-  const at = (offset: number) => lines.position(offset);
+  const span = (node: YamlNode | undefined | null) => {
+    const [start, end] = node?.range ?? [0, 0];
+    return lines.span(start, Math.max(end, start + 1));
+  };
+  const fail = (diagnostics: Diagnostic[]): TestFileResult => ({ ok: false, diagnostics, lines });
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    return { ok: false, problems: doc.errors.map((e) => ({ ...pos(at(e.pos[0])), message: `invalid YAML: ${e.message.split('\n')[0]}` })) };
+    return fail(doc.errors.map((e) => diagnostic('E120', lines.span(e.pos[0], Math.max(e.pos[1], e.pos[0] + 1)), `invalid YAML: ${e.message.split('\n')[0]}`)));
   }
-  validate ??= new Ajv2020({ allErrors: true, strict: false }).compile(testsSchema);
+  validate ??= new Ajv2020({ allErrors: true, strict: false, verbose: true }).compile(testsSchema);
   const data = doc.toJS() as { config?: string; tests?: Record<string, unknown>[] };
   if (!validate(data ?? {})) {
-    return {
-      ok: false,
-      problems: (validate.errors ?? []).map((e) => {
-        const path = e.instancePath.split('/').slice(1);
-        const node = (path.length ? doc.getIn(path, true) : doc.contents) as YamlNode | undefined;
-        const extra = (e.params as { additionalProperty?: string }).additionalProperty;
-        return { ...pos(at(node?.range?.[0] ?? 0)), message: `${path.length ? path.join('.') : 'the file'}: ${e.message}${extra ? ` (${extra})` : ''}` };
-      }),
-    };
+    return fail(
+      sortDiagnostics(schemaProblems(validate.errors ?? [], data ?? {}).map((p) => {
+        const node = p.key !== undefined ? keyNode(doc, p.path, p.key) : ((p.path.length ? doc.getIn(p.path, true) : doc.contents) as YamlNode | undefined);
+        const where = p.path.length ? p.path.join('.') : 'the file';
+        return diagnostic('E122', span(node), `${where}: ${p.message}`, { help: HELP });
+      })),
+    );
   }
   const tests: PacketTest[] = [];
-  const problems: FileProblem[] = [];
+  const diagnostics: Diagnostic[] = [];
   const seq = doc.get('tests', true);
   (data.tests ?? []).forEach((t, i) => {
     const node = isSeq(seq) ? (seq.items[i] as YamlNode) : undefined;
-    const line = at(node?.range?.[0] ?? 0).line;
+    const line = lines.position(node?.range?.[0] ?? 0).line;
     const expect = typeof t['expect'] === 'string' ? { verdict: t['expect'] as 'accept' | 'drop' } : (t['expect'] as Expectation);
     const spec = parsePacketSpec(String(t['packet']));
     if (!spec.ok) {
       const packetNode = isMap(node) ? (node.get('packet', true) as YamlNode | undefined) : undefined;
-      problems.push({ ...pos(at(packetNode?.range?.[0] ?? node?.range?.[0] ?? 0)), message: `packet: ${spec.message}` });
+      diagnostics.push(diagnostic('E123', span(packetNode ?? node), `packet: ${spec.message}`, { help: 'a packet SPEC is PROTO SRC[:PORT] -> DST[:PORT] [key=value ...], e.g. tcp 10.0.0.5:40000 -> 10.0.0.1:80' }));
     }
     tests.push({ name: String(t['name']), iface: String(t['iface']), packet: String(t['packet']), expect, line });
   });
-  if (problems.length) return { ok: false, problems };
+  if (diagnostics.length) return fail(diagnostics);
   return { ok: true, value: { config: data.config, tests } };
 }
 
-function pos(p: { line: number; column: number }): { line: number; column: number } {
-  return { line: p.line, column: p.column };
+const HELP = 'a test is { name, iface, packet, expect: accept | drop | { verdict, dnat, snat, egress, delivered, rule } } (schemas/tests.schema.json)';
+
+/** The key node of `key` in the map at `path`, to point at an unknown key. */
+function keyNode(doc: Document, path: string[], key: string): YamlNode | undefined {
+  const parent = path.length ? doc.getIn(path, true) : doc.contents;
+  if (isMap(parent)) {
+    const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+    if (pair && isScalar(pair.key)) return pair.key;
+  }
+  return (parent as YamlNode | undefined) ?? undefined;
 }
 
 export interface TestOutcome {

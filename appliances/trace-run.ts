@@ -1,6 +1,7 @@
 import { generateModule } from '../compiler/codegen/emit.ts';
 import type { TraceSink } from '../compiler/codegen/runtime-api.ts';
 import { CT_STATE, type Ir } from '../compiler/ir.ts';
+import { nicKey } from '../runtime/appliance.ts';
 import { createAppliance } from '../runtime/boot.ts';
 import { ManualClock } from '../runtime/clock.ts';
 import type { Nic } from '../runtime/drivers/nic.ts';
@@ -52,6 +53,11 @@ export class Tracer {
   run(iface: string, spec: PacketSpec): TraceResult {
     const ir = this.ir;
     const steps: TraceStep[] = [];
+    const arrival = arrivalIface(ir, iface, spec.vlan);
+    if ('drop' in arrival) {
+      steps.push({ kind: 'drop', iface, reason: arrival.drop, rule: null });
+      return summarize(ir, iface, spec, steps);
+    }
     const clock = new ManualClock();
     const nics = new Map<string, Nic>();
     for (const n of ir.nics) {
@@ -81,10 +87,24 @@ export class Tracer {
     rules = appliance.ruleIds;
     appliance.start();
     steps.length = 0;
-    appliance.inject(iface, buildDatagram(spec), spec.ct === undefined ? undefined : CT_BY_NAME[spec.ct]);
+    appliance.inject(arrival.name, buildDatagram(spec), spec.ct === undefined ? undefined : CT_BY_NAME[spec.ct]);
     appliance.stop();
-    return summarize(ir, iface, spec, steps);
+    return summarize(ir, arrival.name, spec, steps);
   }
+}
+
+/**
+ * The Iface a packet reaches when it comes in on the NIC of `iface` with
+ * the SPEC's `vlan=` tag: the NIC demultiplexes by tag (runtime-semantics
+ * 5), so the tag, not the name given, picks the Iface. No tag: `iface`.
+ */
+function arrivalIface(ir: Ir, iface: string, vlan: number | null): { name: string } | { drop: string } {
+  const at = ir.ifaces.find((i) => i.name === iface);
+  if (vlan === null || !at) return { name: iface };
+  const nic = nicKey(at.nic);
+  const tagged = ir.ifaces.find((i) => nicKey(i.nic) === nic && i.vlan === vlan);
+  if (tagged) return { name: tagged.name };
+  return { drop: `no Iface for VLAN ${vlan} on NIC ${nic} (of ${iface}): the frame is dropped and counted as unknown-vlan` };
 }
 
 function nullNic(index: number): Nic {

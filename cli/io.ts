@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 /** A failure of the command line or the file system: exit status 2 (cli.md). */
 export class UsageError extends Error {}
@@ -18,6 +18,17 @@ export function readBytes(path: string): Uint8Array {
   }
 }
 
+/** Writes a file, or throws a UsageError that says why it cannot be written. */
+export function writeBytes(path: string, data: Uint8Array | string): void {
+  try {
+    writeFileSync(path, data);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such directory' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
+    throw new UsageError(`cannot write ${path}: ${why}`);
+  }
+}
+
 /** Colour only on a TTY, and never when NO_COLOR is set (https://no-color.org). */
 export function useColor(stream: NodeJS.WriteStream): boolean {
   if (process.env['NO_COLOR'] !== undefined && process.env['NO_COLOR'] !== '') return false;
@@ -25,9 +36,10 @@ export function useColor(stream: NodeJS.WriteStream): boolean {
   return stream.isTTY === true;
 }
 
-export function parseFormat<T extends string>(value: string, allowed: readonly T[]): T {
+/** One of a flag's allowed words; `what` names the flag's kind in the error ("format", "mode", ...). */
+export function parseFormat<T extends string>(value: string, allowed: readonly T[], what = 'format'): T {
   if (!(allowed as readonly string[]).includes(value)) {
-    throw new UsageError(`unknown format '${value}' (expected ${allowed.join(', ')})`);
+    throw new UsageError(`unknown ${what} '${value}' (expected ${allowed.join(', ')})`);
   }
   return value as T;
 }

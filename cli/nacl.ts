@@ -130,6 +130,13 @@ program
   .argument('[file]', 'the config to demonstrate (default examples/demo.nacl; it needs the wan/lan/dmz layout)')
   .action(run(async () => (await import('./commands/demo.ts')).runDemoCommand));
 
+// A reader that stops early (`nacl fmt ... | head`) closes the pipe: stop
+// quietly, as a tool that SIGPIPE ends does, not with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);

@@ -47,10 +47,16 @@ export interface Analysis {
   readonly rules: Record<string, IrRuleSource>;
 }
 
+/** Parse errors about one literal's value (octets, escapes, CIDR prefix). */
+const LITERAL_ERRORS: ReadonlySet<string> = new Set(['E108', 'E110', 'E405', 'E406']);
+
 export function compileSource(text: string, file: string): CompileResult {
   const parsed = isYamlFile(file) ? yamlToProgram(text, file) : parseNacl(text, file);
   const diagnostics = [...parsed.diagnostics];
-  if (hasErrors(diagnostics)) return { diagnostics: sortDiagnostics(diagnostics), ir: null, lines: parsed.lines, program: parsed.program };
+  // A bad literal leaves the tree whole, so the checks still run and every
+  // other mistake is reported with it; the literal's value is NaN, which the
+  // checks skip. Structural errors leave no tree worth checking.
+  if (diagnostics.some((d) => d.severity === 'error' && !LITERAL_ERRORS.has(d.code))) return { diagnostics: sortDiagnostics(diagnostics), ir: null, lines: parsed.lines, program: parsed.program };
   let ir: Ir | null = null;
   try {
     const analysis = analyze(parsed.program, diagnostics);

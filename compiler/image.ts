@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Ir } from './ir.ts';
 import { COMPILER_VERSION } from './version.ts';
+import validateManifest from './generated/image-manifest-validator.js';
 
 /*
  * The image: one file holding everything an appliance needs (architecture.md,
@@ -154,7 +155,10 @@ export function readImage(bytes: Uint8Array): ImageResult {
   } catch {
     return fail('corrupt image: the manifest is not valid JSON');
   }
-  if (!manifest || !Array.isArray(manifest.sections)) return fail('corrupt image: the manifest has no sections');
+  if (!validateManifest(manifest)) {
+    const e = validateManifest.errors?.[0];
+    return fail(`corrupt image: the manifest ${e ? `${e.instancePath || '(top level)'} ${e.message ?? 'is invalid'}` : 'is invalid'}`);
+  }
   const body = bytes.subarray(secondNewline + 1);
   const found: Partial<Record<SectionName, string>> = {};
   for (const s of manifest.sections) {

@@ -4,6 +4,7 @@ import type * as A from '../grammar/ast.ts';
 import { parseNacl } from '../grammar/parse.ts';
 import { LineMap, type Span } from '../grammar/span.ts';
 import configSchema from '../schemas/config.schema.json' with { type: 'json' };
+import { schemaProblems } from './diagnostics/schema-errors.ts';
 import { diagnostic, type Diagnostic } from './diagnostics/diagnostic.ts';
 
 /*
@@ -44,17 +45,15 @@ export function yamlToProgram(text: string, file: string): YamlProgram {
   }
   if (diagnostics.length > 0) return { program: empty, diagnostics, lines };
 
-  validateConfig ??= new Ajv2020({ allErrors: true, strict: false }).compile(configSchema);
+  validateConfig ??= new Ajv2020({ allErrors: true, strict: false, verbose: true }).compile(configSchema);
   const data = doc.toJS();
   if (!validateConfig(data ?? {})) {
-    for (const e of validateConfig.errors ?? []) {
-      const path = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-      const extra = (e.params as { additionalProperty?: string }).additionalProperty;
-      const node = nodeAt(doc, extra ? [...path, extra] : path, extra !== undefined);
+    for (const p of schemaProblems(validateConfig.errors ?? [], data ?? {})) {
+      const node = nodeAt(doc, p.key !== undefined ? [...p.path, p.key] : p.path, p.key !== undefined);
       const range = node?.range ?? [0, 0];
-      const where = path.length ? `at ${path.join('.')}` : 'at the top level';
+      const where = p.path.length ? `at ${p.path.join('.')}` : 'at the top level';
       diagnostics.push(
-        diagnostic('E121', lines.span(range[0], Math.max(range[1], range[0] + 1)), `${where}: ${e.message}${extra ? ` (${extra})` : ''}`, {
+        diagnostic('E121', lines.span(range[0], Math.max(range[1], range[0] + 1)), `${where}: ${p.message}`, {
           help: 'see schemas/config.schema.json for the YAML form',
         }),
       );

@@ -18,7 +18,7 @@ export interface BenchOptions {
 /** `nacl bench FILE --iface NAME ...` (cli.md). */
 export async function runBench(file: string, options: BenchOptions): Promise<number> {
   const format = parseFormat(options.format, ['text', 'json'] as const);
-  const mode = parseFormat(options.mode, ['filter', 'dataplane'] as const);
+  const mode = parseFormat(options.mode, ['filter', 'dataplane'] as const, 'mode');
   const seconds = Number(options.seconds);
   if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`--seconds must be a number of seconds between 0 and 3600, not '${options.seconds}'`);
   if (mode === 'dataplane' && options.interpreter) {
@@ -40,6 +40,7 @@ export async function runBench(file: string, options: BenchOptions): Promise<num
   const random = options.random === undefined ? (specs.length ? 0 : 1000) : Number(options.random);
   if (!Number.isInteger(random) || random < 0) throw new UsageError(`--random must be a whole number, not '${options.random}'`);
   specs.push(...randomSpecs(ir, random));
+  if (specs.length === 0) throw new UsageError('no packets to measure: give --packet SPEC, or --random N with N of at least 1');
   let result: BenchResult;
   if (mode === 'dataplane') {
     const { benchDataplane } = await import('../../appliances/bench-dataplane.ts');

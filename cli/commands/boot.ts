@@ -16,7 +16,7 @@ export interface BootOptions {
 function syslogSettings(options: BootOptions): SyslogSettings {
   const facility = parseFacility(options.syslogFacility);
   if (facility === null) throw new UsageError(`--syslog-facility ${options.syslogFacility}: expected a facility name (${FACILITY_NAMES.join(', ')}) or a number 0-23`);
-  return { facility, framing: parseFormat(options.syslogFormat, ['rfc5424', 'rfc3164'] as const) };
+  return { facility, framing: parseFormat(options.syslogFormat, ['rfc5424', 'rfc3164'] as const, 'syslog format') };
 }
 
 function nicSpecs(list: readonly string[]): Map<string, DriverSpec> {

@@ -1,8 +1,7 @@
-import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { generateModule } from '../../compiler/codegen/emit.ts';
 import { readImage, writeImage } from '../../compiler/image.ts';
-import { parseFormat, UsageError } from '../io.ts';
+import { parseFormat, writeBytes } from '../io.ts';
 import { loadConfig } from '../load.ts';
 import { runtimeBundle } from '../runtime-bundle.ts';
 import { renderSummary } from './inspect.ts';
@@ -14,7 +13,7 @@ export interface BuildOptions {
 
 /** `nacl build FILE [-o IMAGE] [--emit ir|js]` (cli.md). */
 export function runBuild(file: string, options: BuildOptions): number {
-  const emit = options.emit === undefined ? undefined : parseFormat(options.emit, ['ir', 'js'] as const);
+  const emit = options.emit === undefined ? undefined : parseFormat(options.emit, ['ir', 'js'] as const, 'output');
   const compiled = loadConfig(file);
   if (!compiled) return 1;
   const ir = compiled.ir!;
@@ -29,11 +28,7 @@ export function runBuild(file: string, options: BuildOptions): number {
   }
   const output = options.output ?? `${basename(file).replace(/\.(nacl|ya?ml)$/i, '')}.nimg`;
   const bytes = writeImage(ir, code, runtimeBundle());
-  try {
-    writeFileSync(output, bytes);
-  } catch (err) {
-    throw new UsageError(`cannot write ${output}: ${(err as Error).message}`);
-  }
+  writeBytes(output, bytes);
   const loaded = readImage(bytes);
   if (!loaded.ok) throw new Error(`the image just written does not read back: ${loaded.message}`);
   process.stdout.write(renderSummary(loaded.image, output));

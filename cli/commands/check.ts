@@ -5,19 +5,31 @@ import { toSarif } from '../../compiler/diagnostics/render-sarif.ts';
 import { renderText } from '../../compiler/diagnostics/render-text.ts';
 import { COMPILER_VERSION } from '../../compiler/version.ts';
 import type { LineMap } from '../../grammar/span.ts';
-import { parseFormat, readSource, useColor } from '../io.ts';
+import { parseFormat, readSource, UsageError, useColor } from '../io.ts';
 
 export interface CheckOptions {
   format: string;
 }
 
-/** `nacl check FILE...`: returns the exit status. */
+/**
+ * `nacl check FILE...`: returns the exit status. A file that cannot be read
+ * is reported and the others still checked; the status is 2 then.
+ */
 export function runCheck(files: string[], options: CheckOptions): number {
   const format = parseFormat(options.format, ['text', 'json', 'sarif'] as const);
-  const sources = files.map((file) => ({ file, text: readSource(file) }));
+  let unreadable = false;
   const all: Diagnostic[] = [];
   const lineMaps = new Map<string, LineMap>();
-  for (const { file, text } of sources) {
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readSource(file);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      process.stderr.write(`nacl: ${err.message}\n`);
+      unreadable = true;
+      continue;
+    }
     const result = checkSource(text, file);
     lineMaps.set(file, result.lines);
     all.push(...result.diagnostics);
@@ -25,7 +37,7 @@ export function runCheck(files: string[], options: CheckOptions): number {
   if (format === 'json') process.stdout.write(JSON.stringify(toJson(all), null, 2) + '\n');
   else if (format === 'sarif') process.stdout.write(JSON.stringify(toSarif(all, COMPILER_VERSION), null, 2) + '\n');
   else printDiagnostics(all, lineMaps);
-  return hasErrors(all) ? 1 : 0;
+  return unreadable ? 2 : hasErrors(all) ? 1 : 0;
 }
 
 export function printDiagnostics(diagnostics: readonly Diagnostic[], lineMaps: Map<string, LineMap>): void {

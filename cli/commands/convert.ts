@@ -7,7 +7,7 @@ import { printDiagnostics } from './check.ts';
 
 /** `nacl convert FILE --to yaml`: the YAML form of a .nacl file on stdout. */
 export function runConvert(file: string, options: { to: string }): number {
-  parseFormat(options.to, ['yaml'] as const);
+  parseFormat(options.to, ['yaml'] as const, 'target');
   const parsed = parseNacl(readSource(file), file);
   if (hasErrors(parsed.diagnostics)) {
     printDiagnostics(parsed.diagnostics, new Map<string, LineMap>([[file, parsed.lines]]));

@@ -1,14 +1,12 @@
 import { readImage, type LoadedImage } from '../../compiler/image.ts';
-import { parseFormat, readBytes } from '../io.ts';
+import { parseFormat, readBytes, UsageError } from '../io.ts';
 
 /** `nacl inspect IMAGE [--format json]`. */
 export function runInspect(file: string, options: { format: string }): number {
   const format = parseFormat(options.format, ['text', 'json'] as const);
   const loaded = readImage(readBytes(file));
-  if (!loaded.ok) {
-    process.stderr.write(`${file}: ${loaded.message}\n`);
-    return 1;
-  }
+  // Not an image nacl can read: an I/O error (2), as `nacl boot` says it.
+  if (!loaded.ok) throw new UsageError(`${file}: ${loaded.message}`);
   const { manifest, sha256, size } = loaded.image;
   if (format === 'json') process.stdout.write(JSON.stringify({ file, size, sha256, manifest }, null, 2) + '\n');
   else process.stdout.write(renderSummary(loaded.image, file));

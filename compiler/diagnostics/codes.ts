@@ -21,6 +21,9 @@ export const CODES = {
   // the YAML form
   E120: { severity: 'error', title: 'invalid YAML' },
   E121: { severity: 'error', title: 'YAML config does not match the schema' },
+  // tests files (nacl test)
+  E122: { severity: 'error', title: 'tests file does not match its schema' },
+  E123: { severity: 'error', title: 'malformed packet SPEC in a tests file' },
   // 9.3 declarations and the namespace
   E201: { severity: 'error', title: 'top-level function has no name' },
   E202: { severity: 'error', title: 'element already defined' },

@@ -20,7 +20,7 @@ describe('every example has packet tests that pass and reach every rule', () => 
   for (const file of testFiles) {
     it(file, () => {
       const parsed = parseTestFile(readFileSync(join(EXAMPLES_DIR, file), 'utf8'), file);
-      if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+      if (!parsed.ok) throw new Error(JSON.stringify(parsed.diagnostics));
       const config = parsed.value.config!;
       const ir = compileSource(readFileSync(join(EXAMPLES_DIR, config), 'utf8'), config).ir!;
       const outcomes = runPacketTests(ir, parsed.value.tests);
@@ -45,15 +45,37 @@ describe('nacl test', () => {
     expect(r.stdout).toContain('1 passed, 1 failed');
   });
 
-  it('reports a malformed tests file at its YAML line', () => {
+  it('reports a malformed tests file as one diagnostic per mistake, at its YAML line, with the line and a caret', () => {
     writeFileSync(join(dir, 'shape.yaml'), 'config: fw.nacl\ntests:\n  - name: x\n    iface: eth0\n    packet: tcp 10.0.0.5:1 -> 10.0.0.1:22\n    expect: maybe\n');
     const r = nacl(['test', join(dir, 'shape.yaml')]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/shape\.yaml:6:\d+: error: tests\.0\.expect/);
+    expect(r.stderr).toContain('shape.yaml:6:13: error[E122]: tests.0.expect: must be accept or drop, or an object\n');
+    expect(r.stderr).toContain('6 |     expect: maybe\n  |             ^^^^^');
+    expect(r.stderr).toContain('1 error, 0 warnings');
     writeFileSync(join(dir, 'spec.yaml'), 'tests:\n  - name: x\n    iface: eth0\n    packet: tcp 10.0.0.5 -> nowhere\n    expect: drop\n');
     const s = nacl(['test', join(dir, 'fw.nacl'), join(dir, 'spec.yaml')]);
     expect(s.status).toBe(1);
-    expect(s.stderr).toMatch(/spec\.yaml:4:\d+: error: packet: 'nowhere' is not an IPv4 address/);
+    expect(s.stderr).toMatch(/spec\.yaml:4:13: error\[E123\]: packet: 'nowhere' is not an IPv4 address/);
+  });
+
+  it('reports what is wrong inside an expect object, and an unknown key at the key', () => {
+    writeFileSync(join(dir, 'object.yaml'), 'config: fw.nacl\ntests:\n  - name: x\n    iface: eth0\n    packet: tcp 10.0.0.5:1 -> 10.0.0.1:22\n    expect: { verdict: allow, dnat: 10.0.0.9 }\n    expected: drop\n');
+    const r = nacl(['test', join(dir, 'object.yaml')]);
+    expect(r.status).toBe(1);
+    const lines = r.stderr.split('\n').filter((l) => /error\[E122\]/.test(l));
+    expect(lines).toEqual([
+      expect.stringContaining('object.yaml:6:24: error[E122]: tests.0.expect.verdict: must be one of: accept, drop'),
+      expect.stringContaining('object.yaml:7:5: error[E122]: tests.0: unknown key expected'),
+    ]);
+  });
+
+  it('exits 2 when the one file given is a config, or the two are swapped, and says how to call it', () => {
+    const one = nacl(['test', join(dir, 'fw.nacl')]);
+    expect(one.status).toBe(2);
+    expect(one.stderr).toContain('is a config, not a tests file: nacl test');
+    const swapped = nacl(['test', join(dir, 'bad.yaml'), join(dir, 'fw.nacl')]);
+    expect(swapped.status).toBe(2);
+    expect(swapped.stderr).toContain(`nacl test ${join(dir, 'fw.nacl')} ${join(dir, 'bad.yaml')}`);
   });
 
   it('lists the rules no test reached with --coverage', () => {
@@ -61,6 +83,13 @@ describe('nacl test', () => {
     const r = nacl(['test', join(dir, 'partial.yaml'), '--coverage']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/fw\.nacl:3:\d+ +f: if \(tcp\.dport == 22\)/);
+  });
+
+  it('prints the coverage to stderr with --format junit, beside the XML on stdout', () => {
+    const r = nacl(['test', join(dir, 'partial.yaml'), '--coverage', '--format', 'junit']);
+    expect(r.stdout).toMatch(/^<\?xml/);
+    expect(r.stdout).not.toContain('coverage');
+    expect(r.stderr).toMatch(/coverage: \d+ rule\(s\) no test reached:\n.*fw\.nacl:3:\d+ +f: if \(tcp\.dport == 22\)/);
   });
 
   it('prints JSON with --format json', () => {
@@ -85,6 +114,32 @@ describe('nacl test', () => {
     );
     expect(py.stderr).toBe('');
     expect(py.stdout.trim().split('\n')).toEqual(['ssh passed ', expect.stringMatching(/^web failed expected accept, got drop/)]);
+  });
+});
+
+describe('the vlan= key of a packet SPEC', () => {
+  const VLANS = `
+Iface trunk { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }
+Iface v10 { index: 0, vlan: 10, address: 10.10.0.1, netmask: 255.255.255.0, input: only_ping }
+Iface v20 { index: 0, vlan: 20, address: 10.20.0.1, netmask: 255.255.255.0 }
+Filter::IP only_ping { Filter::ICMP { accept } drop }
+`;
+  const ir = compileSource(VLANS, 'vlans.nacl').ir!;
+  const run = (iface: string, packet: string) => runPacketTests(ir, [{ name: 't', iface, packet, expect: { verdict: 'accept' }, line: 1 }])[0]!.trace;
+
+  it('picks the Iface of that tag on the same NIC, whatever Iface was named', () => {
+    const t = run('trunk', 'udp 10.10.0.5:1 -> 10.10.0.1:53 vlan=10');
+    expect(t.steps.find((s) => s.kind === 'receive')).toMatchObject({ iface: 'v10' });
+    expect(t).toMatchObject({ verdict: 'drop', rule: 'only_ping:5' });
+    expect(run('v20', 'icmp 10.10.0.5 -> 10.10.0.1 vlan=10')).toMatchObject({ verdict: 'accept', delivered: true });
+  });
+
+  it('drops a tag no Iface of that NIC has, as the NIC does', () => {
+    expect(run('trunk', 'icmp 10.10.0.5 -> 10.10.0.1 vlan=30')).toMatchObject({ verdict: 'drop', reason: expect.stringContaining('no Iface for VLAN 30 on NIC 0') });
+  });
+
+  it('changes nothing without the key', () => {
+    expect(run('v10', 'udp 10.10.0.5:1 -> 10.10.0.1:53').steps.find((s) => s.kind === 'receive')).toMatchObject({ iface: 'v10' });
   });
 });
 

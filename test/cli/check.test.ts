@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nacl } from '../helpers/cli.ts';
-import { examples } from '../helpers/examples.ts';
+import { examples, ROOT } from '../helpers/examples.ts';
 import { ourSchema, sarifSchema } from '../helpers/schemas.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nacl-check-'));
@@ -80,7 +81,7 @@ describe('nacl fmt', () => {
     expect(r.stdout).toBe('x: [1, 2]\nIface e {\n    index: 0\n}\n');
   });
 
-  it('--check exits 1 for an unformatted file and 0 for a formatted one, printing nothing on stdout', () => {
+  it('--check exits 1 for an unformatted file and 0 for a formatted one, printing nothing (cli.md)', () => {
     const ugly = join(dir, 'ugly2.nacl');
     const pretty = join(dir, 'pretty.nacl');
     writeFileSync(ugly, 'x:1');
@@ -88,9 +89,39 @@ describe('nacl fmt', () => {
     const r1 = nacl(['fmt', '--check', ugly, pretty]);
     expect(r1.status).toBe(1);
     expect(r1.stdout).toBe('');
-    expect(r1.stderr).toContain('ugly2.nacl: not formatted');
-    expect(r1.stderr).not.toContain('pretty.nacl');
+    expect(r1.stderr).toBe('');
     expect(nacl(['fmt', '--check', pretty]).status).toBe(0);
+  });
+
+  it('--write reports a file it cannot write, exit 2, and still formats the others', () => {
+    const missing = join(dir, 'no-such-dir', 'x.nacl');
+    const other = join(dir, 'other.nacl');
+    writeFileSync(other, 'x:1');
+    // A directory where the file should be: unreadable as a source and unwritable, even for root.
+    const r = nacl(['fmt', '--write', missing, dir, other]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`cannot read ${missing}: no such file`);
+    expect(r.stderr).toContain(`cannot read ${dir}: is a directory`);
+    expect(r.stderr).not.toContain('internal error');
+    expect(readFileSync(other, 'utf8')).toBe('x: 1\n');
+  });
+
+  it('--write reports a read-only file, exit 2, and rewrites the writable ones', () => {
+    const box = mkdtempSync(join(tmpdir(), 'nacl-ro-'));
+    chmodSync(box, 0o755);
+    const ro = join(box, 'ro.nacl');
+    const rw = join(box, 'rw.nacl');
+    writeFileSync(ro, 'x:1');
+    writeFileSync(rw, 'x:1');
+    chmodSync(ro, 0o444);
+    chmodSync(rw, 0o666);
+    // Root writes read-only files anyway: run as nobody then.
+    const asUser = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+    const r = spawnSync(asUser[0] ?? process.execPath, [...asUser.slice(1), ...(asUser.length ? [process.execPath] : []), join(ROOT, 'dist', 'nacl.js'), 'fmt', '--write', ro, rw], { encoding: 'utf8' });
+    expect(r.stderr).toBe(`nacl: cannot write ${ro}: permission denied\n`);
+    expect(r.status).toBe(2);
+    expect(readFileSync(ro, 'utf8')).toBe('x:1');
+    expect(readFileSync(rw, 'utf8')).toBe('x: 1\n');
   });
 
   it('--write rewrites files in place', () => {

@@ -61,9 +61,56 @@ describe('nacl bench', () => {
     expect(filter.stderr).toContain('--flows applies to --mode dataplane only');
   });
 
+  it('exits 2 when there is no packet to measure (--random 0 and no --packet)', () => {
+    for (const mode of ['filter', 'dataplane']) {
+      const r = nacl(['bench', example('syslog.nacl'), '--iface', 'eth0', '--random', '0', '--mode', mode]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain('no packets to measure');
+    }
+  });
+
   it('exits 2 for an unknown Iface or a bad packet', () => {
     expect(nacl(['bench', example('syslog.nacl'), '--iface', 'nope']).status).toBe(2);
     expect(nacl(['bench', example('syslog.nacl'), '--iface', 'eth0', '--packet', 'tcp x -> y']).status).toBe(2);
+  });
+});
+
+describe('files nacl cannot use', () => {
+  it('check reports an unreadable file, still checks the others, and exits 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nacl-check-'));
+    writeFileSync(join(dir, 'bad.nacl'), 'Iface e { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, foo: 1 }\n');
+    const r = nacl(['check', join(dir, 'missing.nacl'), join(dir, 'bad.nacl')]);
+    rmSync(dir, { recursive: true, force: true });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('missing.nacl: no such file');
+    expect(r.stderr).toContain('error[E501]');
+  });
+
+  it('inspect refuses a file that is not an image with exit 2, as boot does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nacl-inspect-'));
+    writeFileSync(join(dir, 'x.nimg'), 'NACL-IMAGE 1\n{"format":"NACL-IMAGE"}\n');
+    const inspect = nacl(['inspect', join(dir, 'x.nimg')]);
+    const boot = nacl(['boot', join(dir, 'x.nimg'), '--nic', '0=memory:x']);
+    rmSync(dir, { recursive: true, force: true });
+    expect(inspect.status).toBe(2);
+    expect(inspect.stderr).toContain("corrupt image: the manifest (top level) must have required property 'formatVersion'");
+    expect(boot.status).toBe(2);
+    expect(boot.stderr).toContain('corrupt image: the manifest');
+  });
+});
+
+describe('a reader that closes the pipe early', () => {
+  it('ends nacl quietly, status 0, without a stack trace', async () => {
+    // More output than a pipe holds, so nacl is still writing when the reader goes.
+    const files = Array<string>(300).fill(join(EXAMPLES_DIR, 'lb.nacl'));
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'fmt', ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    await new Promise((r) => child.stdout.once('data', r));
+    child.stdout.destroy();
+    const status = await new Promise((r) => child.on('exit', r));
+    expect(stderr).toBe('');
+    expect(status).toBe(0);
   });
 });
 

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileSource } from '../../compiler/compile.ts';
+import { examples } from '../helpers/examples.ts';
 import { program } from '../helpers/nacl-arbitrary.ts';
 
 /*
@@ -66,3 +67,42 @@ describe('compiler robustness', () => {
     fc.assert(fc.property(program, noInternalError), { numRuns: 500 });
   });
 });
+
+/** Whether offset `at` is code, not inside a string or after a comment marker on its line. */
+function isCode(text: string, at: number): boolean {
+  const line = text.slice(text.lastIndexOf('\n', at - 1) + 1, at);
+  return (line.split('"').length - 1) % 2 === 0 && !line.includes('#') && !line.includes('//');
+}
+
+describe('a bad literal among good code', () => {
+  // Every IPv4 address and CIDR of every example, with one octet pushed past 255 or the prefix past 32.
+  const sites = examples().flatMap(({ name, text }) =>
+    [...text.matchAll(/(?<![\w.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(\/\d{1,2})?(?![\w.])/g)]
+      .filter((m) => isCode(text, m.index!))
+      .map((m) => ({ name, text, at: m.index!, literal: m[0] })),
+  );
+  // Where and what, not the message: an overlap warning may name another Iface once one subnet is unknown.
+  const key = (d: { code: string; span: { startLine: number; startColumn: number } }) => `${d.code} ${d.span.startLine}:${d.span.startColumn}`;
+
+  it('is reported with every other diagnostic of the file, and causes no other one', () => {
+    expect(sites.length).toBeGreaterThan(50);
+    fc.assert(
+      fc.property(fc.constantFrom(...sites), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 256, max: 999 }), ({ name, text, at, literal }, part, big) => {
+        const parts = literal.split(/([./])/);
+        // parts: a . b . c . d [/ p]; part 4 is the prefix when there is one.
+        const index = part === 4 && parts.length > 7 ? 8 : Math.min(part, 3) * 2;
+        parts[index] = index === 8 ? String(33 + (big % 60)) : String(big);
+        const bad = text.slice(0, at) + parts.join('') + text.slice(at + literal.length);
+        const before = new Set(compileSource(text, name).diagnostics.map(key));
+        const after = compileSource(bad, name).diagnostics;
+        expect(after.filter((d) => d.code === 'E900')).toEqual([]);
+        const literalErrors = after.filter((d) => d.code === 'E405' || d.code === 'E406');
+        expect(literalErrors).toHaveLength(1);
+        // Nothing else is new: the bad value is skipped, not checked into follow-on errors.
+        expect(after.filter((d) => !literalErrors.includes(d)).map(key).filter((k) => !before.has(k))).toEqual([]);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+

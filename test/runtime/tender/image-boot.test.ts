@@ -55,6 +55,34 @@ describe('images', () => {
     expect(readImage(new TextEncoder().encode('hello'))).toMatchObject({ ok: false, message: expect.stringContaining('not a NaCl image') });
   });
 
+  it('are refused, never crash a reader, when the manifest is valid JSON of the wrong shape', () => {
+    const good = new TextDecoder().decode(imageOf(example('cidr.nacl')));
+    const [header, manifest, ...rest] = good.split('\n');
+    const m = JSON.parse(manifest!) as Record<string, unknown>;
+    const damaged = (change: (m: Record<string, any>) => void) => {
+      const copy = structuredClone(m);
+      change(copy);
+      return new TextEncoder().encode([header, JSON.stringify(copy), ...rest].join('\n'));
+    };
+    const cases: [string, (m: Record<string, any>) => void, string][] = [
+      ['no summary', (x) => delete x['summary'], "(top level) must have required property 'summary'"],
+      ['nics not a list', (x) => (x['nics'] = 5), '/nics must be array'],
+      ['a version that is no version', (x) => (x['compilerVersion'] = 'x'), '/compilerVersion must match'],
+      ['an Iface without chains', (x) => delete x['summary'].ifaces[0].chains, "/summary/ifaces/0 must have required property 'chains'"],
+    ];
+    for (const [name, change, message] of cases) {
+      expect(readImage(damaged(change)), name).toMatchObject({ ok: false, message: expect.stringContaining(`corrupt image: the manifest ${message}`) });
+    }
+    const list = new TextEncoder().encode([header, '[1,2]', ...rest].join('\n'));
+    expect(readImage(list)).toMatchObject({ ok: false, message: 'corrupt image: the manifest (top level) must be object' });
+  });
+
+  it('validate their manifest with code generated from the committed schema', async () => {
+    // @ts-expect-error: a plain ESM script without types
+    const { manifestValidatorSource, VALIDATOR_PATH } = await import('../../../scripts/manifest-validator.mjs');
+    expect(readFileSync(VALIDATOR_PATH, 'utf8'), 'run node scripts/manifest-validator.mjs').toBe(manifestValidatorSource());
+  });
+
   it('stay under 300 KB', () => {
     expect(imageOf(example('gateway_with_forward_chain.nacl')).length).toBeLessThan(300 * 1024);
   });
