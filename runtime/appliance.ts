@@ -96,6 +96,13 @@ export interface ApplianceOptions {
 }
 
 const CT_NAMES = ['invalid', 'new', 'established', 'related'];
+
+/**
+ * Drop reasons for EtherTypes worth naming; every other one counts as
+ * `ethertype-other`, so a sender cycling through EtherTypes cannot add
+ * 65536 counters to the statistics and /metrics.
+ */
+const DROPPED_ETHERTYPES = new Map<number, string>([0x86dd, 0x88a8, 0x9100, 0x88cc, 0x8847, 0x8863, 0x8864].map((t) => [t, `ethertype-${t.toString(16)}`]));
 /** How often the TCP connections' timers (retransmission, TIME-WAIT) and the load balancer run. */
 const TCP_TICK_MS = 50;
 
@@ -430,9 +437,11 @@ export class Appliance {
     }
     if (!inet) return this.dropFrame('no-untagged-iface');
     if (etherType === EtherType.Arp) return this.arpInput(inet, frame, l3);
-    if (etherType !== EtherType.Ipv4) return this.dropFrame(`ethertype-${etherType.toString(16)}`);
+    if (etherType !== EtherType.Ipv4) return this.dropFrame(DROPPED_ETHERTYPES.get(etherType) ?? 'ethertype-other');
     const error = loadDatagram(this.pkt, frame, l3, frame.length, true);
     if (error) {
+      // Received, then dropped: packets_dropped never exceeds packets_rx.
+      inet.counters.packets_rx++;
       inet.drop(`ip-${error}`);
       return;
     }
@@ -444,11 +453,20 @@ export class Appliance {
   }
 
   /** An IPv4 datagram arrived on `inet` (1.2 steps 2-10); `tracked` when it loops back already tracked. */
-  ipInput(inet: Inet, pkt: Packet, tracked?: number): void {
-    const { bytes, l3 } = pkt;
+  ipInput(inet: Inet, arrived: Packet, tracked?: number): void {
     inet.counters.packets_rx++;
-    const src = ipv4Src(bytes, l3);
+    const src = ipv4Src(arrived.bytes, arrived.l3);
     if (src >>> 28 === 0xe || src === 0xffffffff || (src === inet.broadcast && inet.address !== 0)) return inet.drop('bad-source');
+    let pkt: Packet | null = arrived;
+    // Where connections are tracked, fragments are reassembled first, as
+    // Linux's nf_defrag does: a fragment has no ports to track, and every
+    // NaCl function drops what has no conntrack entry. Forwarding
+    // fragments the datagram again for the egress MTU.
+    if (tracked === undefined && inet.tracks && this.conntrack && ipv4IsFragment(arrived.bytes, arrived.l3)) {
+      pkt = this.reassembler.add(arrived, this.now);
+      if (!pkt) return;
+    }
+    const { bytes, l3 } = pkt;
     if (!l4Intact(pkt)) return inet.drop('truncated-l4');
     const handle = tracked ?? this.track(inet, pkt);
     if (this.options.tracer) this.traceReceive(inet, pkt, handle);
@@ -947,6 +965,7 @@ export class Appliance {
     }
     if (this.conntrack) for (const [k, v] of Object.entries(this.conntrack.counters)) out[`conntrack.${k}`] = v as number;
     if (this.nat) for (const [k, v] of Object.entries(this.nat.counters)) out[`nat.${k}`] = v as number;
+    for (const [k, v] of Object.entries(this.reassembler.counters)) out[`reassembly.${k}`] = v;
     for (const inet of this.ifaces.values()) {
       if (!inet.tcp) continue;
       for (const [k, v] of Object.entries(inet.tcp.counters)) out[`${inet.name}.tcp.${k}`] = v;

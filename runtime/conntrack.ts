@@ -546,13 +546,21 @@ export class Conntrack {
    * refreshes the timeout. While unconfirmed (the first packet never got past
    * a confirmation point) a "reply" establishes nothing: it answers a packet
    * that was dropped, so it is unsolicited.
+   *
+   * The entry is assured - kept when a full table evicts - only once the
+   * original side speaks again after the reply, as Linux assures TCP after
+   * the handshake's last ACK. A server's SYN-ACK to a spoofed SYN is a reply
+   * nobody answers, so a SYN flood fills the table with evictable entries
+   * instead of locking new flows out for the established timeout.
    */
   #updateGeneric(handle: number, direction: number, now: number): void {
     const protocol = this.#proto[handle]!;
     const flags = this.#flags[handle]!;
     if (direction === CtInfo.Reply && flags & CONFIRMED && this.#state[handle] === CT_STATE.new) {
       this.#state[handle] = CT_STATE.established;
-      this.#setFlags(handle, flags | SEEN_REPLY | ASSURED);
+      this.#setFlags(handle, flags | SEEN_REPLY);
+    } else if (direction === CtInfo.Original && (flags & (SEEN_REPLY | ASSURED)) === SEEN_REPLY) {
+      this.#setFlags(handle, flags | ASSURED);
     }
     const timeouts = this.#state[handle] === CT_STATE.established ? this.#established : this.#confirmed;
     this.#expires[handle] = now + timeoutFor(timeouts, protocol);

@@ -1,7 +1,8 @@
 /**
- * IPv4 reassembly for datagrams addressed to the appliance
- * (runtime-semantics.md 1.2 step 7; RFC 791 section 3.2). Forwarded
- * packets are never reassembled.
+ * IPv4 reassembly (RFC 791 section 3.2) for datagrams addressed to the
+ * appliance (runtime-semantics.md 1.2 step 7), and, before conntrack, for
+ * every datagram arriving on an Iface that tracks connections (Linux's
+ * nf_defrag; conntrack needs the ports of the first fragment for all).
  *
  * Kept from upstream: 64 datagrams at most, a 15 s lifetime counted from
  * the first fragment and never extended. Made robust where upstream simply

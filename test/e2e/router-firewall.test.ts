@@ -60,6 +60,13 @@ describeRealNetwork('router and firewall between Linux hosts', () => {
     expect(out).toMatch(/ttl=63/);
   });
 
+  it('passes a fragmented ping the policy allows, both ways: fragments are reassembled before conntrack', () => {
+    // 3000 bytes: three fragments each way on the 1500-byte links.
+    const out = a.ns.exec('ping', ['-c', '2', '-W', '2', '-s', '3000', '10.77.2.5']);
+    expect(out).toMatch(/2 received/);
+    expect(out).toMatch(/3008 bytes from 10\.77\.2\.5/);
+  });
+
   it('sends ICMP time exceeded for TTL 1, as ping -t 1 shows', () => {
     const out = shOutput(a, 'ping -c 1 -W 2 -t 1 10.77.2.5');
     expect(out).toMatch(/From 10\.77\.1\.1.*Time to live exceeded/i);

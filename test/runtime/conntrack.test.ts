@@ -290,6 +290,9 @@ describe('conntrack limit and eviction', () => {
     ct.confirm(ct.track(udp(C, 2, S, 53), T0), T0);
     ct.track(udp(S, 53, C, 1), T0);
     ct.track(udp(S, 53, C, 2), T0);
+    // Each client speaks again after the answer: both entries are assured, none can be evicted.
+    ct.track(udp(C, 1, S, 53), T0);
+    ct.track(udp(C, 2, S, 53), T0);
     expect(ct.size).toBe(2);
     expect(ct.track(udp(C, 3, S, 53), T0)).toBe(-1);
     expect(ct.counters.refused_full).toBe(1);
@@ -325,9 +328,25 @@ describe('conntrack limit and eviction', () => {
     const a = ct.track(out(), T0);
     ct.confirm(a, T0);
     ct.track(back(), T0);
+    ct.track(out(), T0);
+    expect(ct.isAssured(a)).toBe(true);
     expect(ct.track(udp(C, 9, S, 53), T0)).toBe(-1);
     expect(ct.counters.refused_full).toBe(1);
     expect(ct.track(out(), T0 + 1)).toBe(a);
+  });
+
+  it('assures an entry only when the original side speaks after the reply, so an unanswered reply stays evictable', () => {
+    const ct = tracker({ limit: 1 });
+    // A SYN from a spoofed source, and the server's SYN-ACK that nobody will answer.
+    const spoofed = ct.track(tcp(C, 1000, S, 80, { flags: SYN }), T0);
+    ct.confirm(spoofed, T0);
+    ct.track(tcp(S, 80, C, 1000, { flags: SYN_ACK }), T0);
+    ct.track(tcp(S, 80, C, 1000, { flags: SYN_ACK }), T0 + 1000);
+    expect(ct.state(spoofed)).toBe(CT_STATE.established);
+    expect(ct.isAssured(spoofed)).toBe(false);
+    // A real client's flow takes its place.
+    expect(ct.track(tcp(C, 2000, S, 80, { flags: SYN }), T0 + 2000)).toBeGreaterThanOrEqual(0);
+    expect(ct.counters.evicted).toBe(1);
   });
 
   it('tells close listeners that an entry was evicted', () => {

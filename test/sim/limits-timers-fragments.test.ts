@@ -154,6 +154,52 @@ Gateway gw { a: { net: 10.0.0.0, netmask: 255.255.255.0, iface: lan }, b: { net:
     expect(b.received.map((r) => [r.dport, r.payload.length])).toEqual([[5000, 1200]]);
   });
 
+  const FIREWALL = `
+Iface lan { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, input: guard }
+Iface wan { index: 1, address: 10.1.0.1, netmask: 255.255.255.0 }
+Gateway gw {
+  forward: policy,
+  a: { net: 10.0.0.0, netmask: 255.255.255.0, iface: lan },
+  b: { net: 10.1.0.0, netmask: 255.255.255.0, iface: wan }
+}
+Filter::IP guard { Filter::ICMP { accept } drop }
+Filter::IP policy {
+  if (ct.state == established) { accept }
+  Filter::UDP { if (udp.dport == 5000) { accept } }
+  Filter::ICMP { accept }
+  drop
+}
+`;
+
+  it('reassembles fragments before conntrack, so a filter passes a fragmented datagram it allows and the egress fragments it again', () => {
+    const sim = new Sim(FIREWALL, 2, [1500, 576]);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    // Resolve b first: the ARP queue holds 3 packets per next hop, fewer than the fragments.
+    a.ping('10.1.0.9');
+    sim.settle();
+    // The host fragments 3000 bytes for its 1500-byte MTU; only the first fragment has the ports.
+    a.udp('10.1.0.9', 5000, new Uint8Array(3000).fill(1));
+    a.udp('10.1.0.9', 5001, new Uint8Array(3000).fill(2));
+    sim.settle();
+    expect(b.received.filter((r) => r.protocol === 17).map((r) => [r.dport, r.payload.length])).toEqual([[5000, 3000]]);
+    const stats = sim.appliance.statistics();
+    expect(stats['reassembly.reassembled']).toBe(2);
+    expect(stats['lan.drop.forward-rule']).toBe(1);
+    expect(stats['lan.drop.no-conntrack-entry'] ?? 0).toBe(0);
+  });
+
+  it('tracks a reassembled datagram to the appliance like any other: its reply passes the established rule', () => {
+    const sim = new Sim(FIREWALL);
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    // Addressed to lan's address from wan: it crosses the forward chain to lan's input, and the reply back.
+    b.ping('10.0.0.1', { payload: new Uint8Array(3000).fill(7) });
+    sim.settle();
+    const reply = b.received.find((r) => r.protocol === 1);
+    expect(reply?.detail).toBe(0);
+    expect(reply?.payload.length).toBe(3000);
+  });
+
   it('answers fragmentation needed for a DF datagram too big for the egress MTU', () => {
     const sim = new Sim(ROUTER, 2, [1500, 576]);
     const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');

@@ -110,3 +110,43 @@ describe('VLANs on a simulated network', () => {
     expect(sim.appliance.statistics()['v10.packets_rx']).toBe(1);
   });
 });
+
+describe('frames the appliance does not handle', () => {
+  const ONE = 'Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }';
+  const frame = (type: number, payload: Uint8Array) => {
+    const f = new Uint8Array(14 + payload.length);
+    f.set([2, 0, 0, 0, 0xa0, 0, 2, 0, 0, 0, 0xc0, 9, type >> 8, type & 255]);
+    f.set(payload, 14);
+    return f;
+  };
+
+  it('counts unknown EtherTypes under a few names, not one counter per EtherType', async () => {
+    const { attach } = await import('../../runtime/drivers/memory.ts');
+    const sim = new Sim(ONE, 1);
+    const nic = sim.net.createNic({ name: 'raw', mac: Uint8Array.of(2, 0, 0, 0, 0xc0, 9) });
+    attach(nic, sim.net.switch('seg0'));
+    const before = Object.keys(sim.appliance.statistics()).length;
+    nic.send(Array.from({ length: 500 }, (_, i) => frame(0xa000 + i, new Uint8Array(46))));
+    nic.send([frame(0x86dd, new Uint8Array(46))]);
+    sim.settle();
+    const stats = sim.appliance.statistics();
+    expect(stats['drop.ethertype-other']).toBe(500);
+    expect(stats['drop.ethertype-86dd']).toBe(1);
+    expect(Object.keys(stats).length - before).toBe(2);
+  });
+
+  it('counts a malformed IPv4 packet as received and dropped', async () => {
+    const { attach } = await import('../../runtime/drivers/memory.ts');
+    const sim = new Sim(ONE, 1);
+    const nic = sim.net.createNic({ name: 'raw', mac: Uint8Array.of(2, 0, 0, 0, 0xc0, 9) });
+    attach(nic, sim.net.switch('seg0'));
+    // Version 4, IHL 5, but a total length of 4000 in a 46-byte payload.
+    const bad = new Uint8Array(46);
+    bad.set([0x45, 0, 0x0f, 0xa0]);
+    nic.send([frame(0x0800, bad)]);
+    sim.settle();
+    const stats = sim.appliance.statistics();
+    expect(stats['eth0.packets_rx']).toBe(1);
+    expect(stats['eth0.packets_dropped']).toBe(1);
+  });
+});
