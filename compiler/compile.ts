@@ -62,10 +62,18 @@ export function compileSource(text: string, file: string): CompileResult {
     const analysis = analyze(parsed.program, diagnostics);
     if (!hasErrors(diagnostics)) ir = lowerToIr(analysis, { file, sha256: createHash('sha256').update(text).digest('hex') });
   } catch (err) {
+    // The parser bounds nesting (E113); what is left that can exhaust the
+    // stack is a chain of names - values naming values, functions calling
+    // functions - hundreds deep. A limit of the checker, not a bug in it.
+    const tooDeep = err instanceof RangeError && /call stack/i.test(err.message);
     diagnostics.push(
-      diagnostic('E900', parsed.program.span, `internal error in the compiler: ${(err as Error)?.message ?? String(err)}`, {
-        help: 'this is a bug in nacl; please report it with the input that caused it',
-      }),
+      tooDeep
+        ? diagnostic('E113', parsed.program.span, 'values or function calls chained too deep to check (more than several hundred names deep)', {
+            help: 'shorten the chain: name the value itself, or call fewer functions in a row',
+          })
+        : diagnostic('E900', parsed.program.span, `internal error in the compiler: ${(err as Error)?.message ?? String(err)}`, {
+            help: 'this is a bug in nacl; please report it with the input that caused it',
+          }),
     );
     ir = null;
   }

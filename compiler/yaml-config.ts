@@ -137,7 +137,16 @@ class Builder {
     for (const d of parsed.diagnostics) {
       this.diagnostics.push({ ...d, span: remap(d.span), ...(d.related ? { related: d.related.map((r) => ({ ...r, span: remap(r.span) })) } : {}) });
     }
-    const fn = parsed.program.elements[0];
+    const [fn, ...more] = parsed.program.elements;
+    if (more.length > 0) {
+      // The body closed the function and went on: nothing of it may be dropped silently.
+      this.diagnostics.push(
+        diagnostic('E121', this.span(bodyNode.range!), `body of ${name}: a '}' ends the function early and more follows; a body holds statements only`, {
+          help: 'declare other elements in their own sections, and balance the braces inside the body',
+        }),
+      );
+      return undefined;
+    }
     if (!fn || fn.kind !== 'Function') return undefined;
     return remapSpans(fn, remap) as A.FunctionDecl;
   }

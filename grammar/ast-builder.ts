@@ -57,12 +57,13 @@ export class AstBuilder {
   cidr(text: string, span: Span): A.CidrLiteral {
     const [addressText = '', prefixText = ''] = text.split('/');
     const addressSpan = this.lines.span(span.startOffset, span.startOffset + addressText.length);
-    const { value, leadingZero } = readOctets(addressText);
+    const { value, leadingZero, tooBig } = readOctets(addressText);
     // Octets above 255 are reported for the whole CIDR (E406), not for its address.
     if (leadingZero) this.diagnostics.push(diagnostic('E108', addressSpan, `leading zero in an octet of ${addressText}`));
     const address: A.Ipv4Literal = { kind: 'Ipv4', text: addressText, value, span: addressSpan };
     const prefix = Number(prefixText);
-    if (Number.isNaN(value) || prefix > 32) {
+    // A leading zero alone is E108's; E406 is for octets above 255 and long prefixes.
+    if (tooBig || prefix > 32) {
       const why = prefix > 32 ? `its prefix length ${prefix} is above 32` : 'it contains bytes greater than 255';
       this.diagnostics.push(diagnostic('E406', span, `IPv4 cidr ${text} is invalid: ${why}`));
     }

@@ -3,7 +3,7 @@ import type { Comment, Program } from './ast.ts';
 import { AstBuilder, tokenEnd } from './ast-builder.ts';
 import { naclParser } from './parser.ts';
 import { LineMap, type Span } from './span.ts';
-import { naclLexer } from './tokens.ts';
+import { Cidr, Ipv4, naclLexer } from './tokens.ts';
 import { diagnostic, sortDiagnostics, type Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
 
 export interface ParseResult {
@@ -34,6 +34,8 @@ export function parseNacl(text: string, file: string): ParseResult {
       );
     }
     const comments = commentsOf(lexed.groups['comments'] ?? [], lines, diagnostics);
+    const deep = tooDeep(lexed.tokens, lines);
+    if (deep) return { program: { ...emptyProgram, comments }, diagnostics: sortDiagnostics([...diagnostics, deep]), lines };
     const adjacent = adjacentNumbers(lexed.tokens, lines, diagnostics);
     adjacentColons(lexed.tokens, lines, diagnostics);
 
@@ -41,8 +43,9 @@ export function parseNacl(text: string, file: string): ParseResult {
     const builder = new AstBuilder(lines);
     parser.b = builder;
     // The second of two adjacent numbers is already reported (E107); parse as if it were absent.
-    parser.input = lexed.tokens.filter((t) => !adjacent.has(t));
-    const elements = parser.program();
+    parser.input = spacedAddresses(lexed.tokens.filter((t) => !adjacent.has(t)), text, lines, diagnostics);
+    // Error recovery may give up on the whole program: no elements, not undefined.
+    const elements = parser.program() ?? [];
     for (const e of parser.errors) {
       diagnostics.push(syntaxError(e, lines, text.length));
     }
@@ -76,6 +79,45 @@ function commentsOf(tokens: IToken[], lines: LineMap, diagnostics: Diagnostic[])
   });
 }
 
+/** Brackets, parentheses, braces and `not`s open at once; past this a config is not written by hand. */
+export const MAX_NESTING = 100;
+/** `and`/`or` operators in one parenthesized condition. */
+export const MAX_TERMS = 1000;
+
+/**
+ * Every later stage walks the tree recursively; a tree deep enough to
+ * exhaust the stack is refused here, with a diagnostic, before it is built.
+ */
+function tooDeep(tokens: IToken[], lines: LineMap): Diagnostic | null {
+  let depth = 0;
+  let nots = 0;
+  const terms = [0];
+  for (const t of tokens) {
+    const name = t.tokenType.name;
+    const at = () => lines.span(t.startOffset, tokenEnd(t));
+    if (name === 'Not' || name === 'Bang') nots++;
+    else nots = 0;
+    if (name === 'LBrace' || name === 'LBracket' || name === 'LParen') {
+      depth++;
+      if (name === 'LParen') terms.push(0);
+    } else if (name === 'RBrace' || name === 'RBracket' || name === 'RParen') {
+      depth = Math.max(0, depth - 1);
+      if (name === 'RParen' && terms.length > 1) terms.pop();
+    } else if (name === 'And' || name === 'Or' || name === 'AndAnd' || name === 'OrOr') {
+      const n = ++terms[terms.length - 1]!;
+      if (n >= MAX_TERMS) {
+        return diagnostic('E113', at(), `a condition of more than ${MAX_TERMS} terms joined by and/or`, {
+          help: 'test a field against a set with `in [...]`, or split the rule',
+        });
+      }
+    }
+    if (depth + nots > MAX_NESTING) {
+      return diagnostic('E113', at(), `nested more than ${MAX_NESTING} levels deep`, { help: 'flatten the nesting: name inner values, or split the function' });
+    }
+  }
+  return null;
+}
+
 /** `index: 1 2` meant 12 upstream; we reject it (10.2 row 10). */
 function adjacentNumbers(tokens: IToken[], lines: LineMap, diagnostics: Diagnostic[]): Set<IToken> {
   const seen = new Set<IToken>();
@@ -92,6 +134,40 @@ function adjacentNumbers(tokens: IToken[], lines: LineMap, diagnostics: Diagnost
     }
   }
   return seen;
+}
+
+const ADDRESS_PARTS = new Set(['Integer', 'Decimal', 'Ipv4', 'MalformedAddress', 'Dot', 'Slash']);
+
+/**
+ * `10 . 0 . 0 . 1` and `10.0.0.0 / 24`: upstream read these as one address
+ * (10.2 row 7). We report E109, as for dotted names and `::`, and parse the
+ * run as the address it spells, so no cascade of "unexpected '.'" follows.
+ */
+function spacedAddresses(tokens: IToken[], text: string, lines: LineMap, diagnostics: Diagnostic[]): IToken[] {
+  const out: IToken[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const first = tokens[i]!;
+    let j = i;
+    let spaced = false;
+    while (j + 1 < tokens.length && ADDRESS_PARTS.has(tokens[j + 1]!.tokenType.name)) {
+      const gap = text.slice(tokenEnd(tokens[j]!), tokens[j + 1]!.startOffset);
+      if (!/^[ \t]*$/.test(gap)) break;
+      if (gap) spaced = true;
+      j++;
+    }
+    const run = tokens.slice(i, j + 1);
+    const image = run.map((t) => t.image).join('');
+    const kind = /^\d+\.\d+\.\d+\.\d+$/.test(image) ? Ipv4 : /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(image) ? Cidr : null;
+    if (!spaced || !kind || !ADDRESS_PARTS.has(first.tokenType.name) || first.tokenType.name === 'Dot' || first.tokenType.name === 'Slash') {
+      out.push(first);
+      continue;
+    }
+    const what = kind === Cidr ? 'CIDR' : 'address';
+    diagnostics.push(diagnostic('E109', lines.span(first.startOffset, tokenEnd(tokens[j]!)), `whitespace inside the ${what} ${image}`, { help: `write ${image} without spaces` }));
+    out.push({ ...first, image, tokenType: kind, tokenTypeIdx: kind.tokenTypeIdx! });
+    i = j;
+  }
+  return out;
 }
 
 /** `Filter : : IP` - upstream allowed spaces inside `::` (10.2 row 7). */

@@ -1,18 +1,17 @@
 import { programToYaml } from '../../compiler/yaml-export.ts';
-import { parseNacl } from '../../grammar/parse.ts';
-import { hasErrors } from '../../compiler/diagnostics/diagnostic.ts';
-import type { LineMap } from '../../grammar/span.ts';
-import { parseFormat, readSource } from '../io.ts';
-import { printDiagnostics } from './check.ts';
+import { parseFormat } from '../io.ts';
+import { loadConfig } from '../load.ts';
 
-/** `nacl convert FILE --to yaml`: the YAML form of a .nacl file on stdout. */
+/**
+ * `nacl convert FILE --to yaml`: the YAML form of a .nacl file on stdout.
+ * Only a valid config is converted: the YAML form cannot hold what some
+ * errors are made of (two elements of one name become one map key), so a
+ * converted file could pass where its source failed.
+ */
 export function runConvert(file: string, options: { to: string }): number {
   parseFormat(options.to, ['yaml'] as const, 'target');
-  const parsed = parseNacl(readSource(file), file);
-  if (hasErrors(parsed.diagnostics)) {
-    printDiagnostics(parsed.diagnostics, new Map<string, LineMap>([[file, parsed.lines]]));
-    return 1;
-  }
-  process.stdout.write(programToYaml(parsed.program));
+  const compiled = loadConfig(file, { quietWarnings: true });
+  if (!compiled) return 1;
+  process.stdout.write(programToYaml(compiled.program));
   return 0;
 }

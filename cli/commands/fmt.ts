@@ -33,6 +33,8 @@ export function runFmt(files: string[], options: FmtOptions): number {
 }
 
 function fmtOne(file: string, options: FmtOptions): number {
+  // Not isYamlFile: importing the YAML reader (and ajv) would slow every fmt.
+  if (/\.ya?ml$/i.test(file)) throw new UsageError(`${file}: fmt formats the .nacl form; a YAML config keeps the layout you give it`);
   const text = readSource(file);
   const parsed = parseNacl(text, file);
   if (hasErrors(parsed.diagnostics)) {

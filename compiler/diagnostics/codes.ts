@@ -18,6 +18,7 @@ export const CODES = {
   E110: { severity: 'error', title: 'unknown escape in a string' },
   E111: { severity: 'error', title: 'unterminated string' },
   E112: { severity: 'error', title: 'IPv6 is not supported' },
+  E113: { severity: 'error', title: 'nesting or condition too deep' },
   // the YAML form
   E120: { severity: 'error', title: 'invalid YAML' },
   E121: { severity: 'error', title: 'YAML config does not match the schema' },

@@ -37,14 +37,32 @@ export function schemaProblems(errors: readonly ErrorObject[], data: unknown): S
       replaced.set(one, `must be ${branches.map(describe).join(', or ')}`);
     }
   }
+  // A key with a bad name: ajv reports the name's error at the map, and apart
+  // from it "property name must be valid" with the name. One problem, at the key.
+  const badNames = new Map<ErrorObject, ErrorObject>();
+  for (const names of errors.filter((e) => e.keyword === 'propertyNames')) {
+    const inner = errors.find((e) => e.instancePath === names.instancePath && e.schemaPath.startsWith(`${names.schemaPath}/`) && !dropped.has(e));
+    if (inner) dropped.add(inner);
+    badNames.set(names, inner ?? names);
+  }
   return errors
     .filter((e) => !dropped.has(e))
     .map((e) => {
       const path = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-      const key = (e.params as { additionalProperty?: string }).additionalProperty;
-      const message = replaced.get(e) ?? (e.keyword === 'enum' ? `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues ?? []).join(', ')}` : e.message ?? 'is not valid');
-      return { path, ...(key !== undefined ? { key } : {}), message: key !== undefined ? `unknown key ${key}` : message };
+      const unknown = (e.params as { additionalProperty?: string }).additionalProperty;
+      if (unknown !== undefined) return { path, key: unknown, message: `unknown key ${unknown}` };
+      const badName = badNames.get(e);
+      if (badName) {
+        const name = String((e.params as { propertyName?: string }).propertyName);
+        return { path, key: name, message: `'${name}' is not a valid name: it ${badName === e ? 'is not allowed here' : messageOf(badName)}` };
+      }
+      return { path, message: replaced.get(e) ?? messageOf(e) };
     });
+}
+
+function messageOf(e: ErrorObject): string {
+  if (e.keyword === 'enum') return `must be one of: ${((e.params as { allowedValues?: unknown[] }).allowedValues ?? []).join(', ')}`;
+  return e.message ?? 'is not valid';
 }
 
 function describe(s: Schema): string {

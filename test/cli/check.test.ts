@@ -124,6 +124,13 @@ describe('nacl fmt', () => {
     expect(readFileSync(rw, 'utf8')).toBe('x: 1\n');
   });
 
+  it('refuses a YAML config with exit 2 rather than reading it as NaCl', () => {
+    const r = nacl(['fmt', join(ROOT, 'examples', 'demo.nacl'), join(dir, 'x.yaml')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('x.yaml: fmt formats the .nacl form');
+    expect(r.stdout).toContain('Iface');
+  });
+
   it('--write rewrites files in place', () => {
     const f = join(dir, 'rewrite.nacl');
     writeFileSync(f, 'x:1');

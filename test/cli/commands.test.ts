@@ -35,6 +35,15 @@ describe('nacl graph and nacl convert', () => {
     expect(check.stderr).not.toContain('error[');
     expect(check.status).toBe(0);
   });
+
+  it('refuses to convert a config with errors, which YAML could hide (two elements of one name)', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'nacl-convert-')), 'dup.nacl');
+    writeFileSync(file, 'a: 1\na: 2\nFilter::IP f { if (ip.ttl == a) { drop } accept }\nIface e { index: 0, input: f }\n');
+    const r = nacl(['convert', file, '--to', 'yaml']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('error[E202]');
+  });
 });
 
 describe('nacl bench', () => {

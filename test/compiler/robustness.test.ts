@@ -106,3 +106,29 @@ describe('a bad literal among good code', () => {
   });
 });
 
+
+describe('limits on depth', () => {
+  const IFACE = 'Iface e { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, input: f }\n';
+  const nested = (n: number) => {
+    let body = 'accept';
+    for (let i = 0; i < n; i++) body = `if (ip.ttl > ${i % 200}) { ${body} }`;
+    return `${IFACE}Filter::IP f { ${body} drop }\n`;
+  };
+  const codes = (text: string) => compileSource(text, 'deep.nacl').diagnostics.map((d) => d.code);
+
+  it('compiles nesting up to the limit', () => {
+    expect(codes(nested(98))).toEqual([]);
+    expect(codes(`${IFACE}Filter::IP f { if (${Array(999).fill('ip.ttl == 1').join(' or ')}) { drop } accept }\n`)).toEqual([]);
+  });
+
+  it('refuses deeper nesting and longer conditions with E113, before any stage could exhaust the stack', () => {
+    expect(codes(nested(150))).toEqual(['E113']);
+    expect(codes(`x: ${'['.repeat(5000)}1${']'.repeat(5000)}\n`)).toEqual(['E113']);
+    expect(codes(`${IFACE}Filter::IP f { if (${Array(20000).fill('ip.ttl == 1').join(' or ')}) { drop } accept }\n`)).toEqual(['E113']);
+  });
+
+  it('reports a chain of values thousands of names deep as E113, not as an internal error', () => {
+    const chain = Array.from({ length: 5000 }, (_, i) => `v${i}: v${i + 1}`).join('\n');
+    expect(codes(`${IFACE.replace(', input: f', '')}${chain}\nv5000: 80\n`)).toEqual(['E113']);
+  });
+});

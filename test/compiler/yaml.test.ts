@@ -54,6 +54,21 @@ describe('the YAML form', () => {
     expect(errors('Filter:\n  f:\n    subtype: ARP\n    body: drop\n')).toEqual(['E121 3:14']);
   });
 
+  it('reports a key with an invalid name at that key, once', () => {
+    expect(errors('values:\n  ok: 1\n  m.b: 2\n')).toEqual(['E121 3:3']);
+  });
+
+  it.each([' ', '# only a comment', '}', '{'])('reports a function body %j that holds no statement, without failing inside', (body) => {
+    const { diagnostics } = compileSource(`Filter:\n  f:\n    subtype: IP\n    body: ${JSON.stringify(body)}\n`, 'f.yaml');
+    expect(diagnostics.filter((d) => d.code === 'E900')).toEqual([]);
+    expect(diagnostics.some((d) => d.severity === 'error')).toBe(true);
+  });
+
+  it('refuses a function body that closes the function and declares more, rather than dropping what follows', () => {
+    const yaml = 'Filter:\n  f:\n    subtype: IP\n    body: "drop } Iface x { index: 9 } Filter::IP g { accept"\n';
+    expect(errors(yaml)).toEqual(['E121 4:11']);
+  });
+
   it('reports invalid YAML', () => {
     expect(errors('Iface:\n  eth0: { index: 0\n')[0]).toMatch(/^E120 /);
   });

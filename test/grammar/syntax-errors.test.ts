@@ -73,6 +73,24 @@ describe('lexical and syntax errors (nacl-language.md 9.2)', () => {
     expect(firstProblem('lan . input: f')).toBe('E109 1:1');
   });
 
+  it.each([
+    ['x: 10 . 0 . 0 . 1', 'address 10.0.0.1'],
+    ['x: 10.0.0.0 / 24', 'CIDR 10.0.0.0/24'],
+    ['x: 10. 0.0.1', 'address 10.0.0.1'],
+  ])('E109: whitespace inside an address or CIDR (%s) is one targeted error, no cascade', (text, what) => {
+    const { diagnostics } = parseNacl(text, 't.nacl');
+    expect(diagnostics.map((d) => `${d.code} ${d.span.startLine}:${d.span.startColumn} ${d.message}`)).toEqual([`E109 1:4 whitespace inside the ${what}`]);
+  });
+
+  it('reports a CIDR with a leading-zero octet once (E108), not also as above 255', () => {
+    expect(codes('x: 010.0.0.0/8')).toEqual(['E108']);
+  });
+
+  it('leaves spaced numbers that spell no address to the parser', () => {
+    expect(codes('x: 1 . 2')).toEqual(['E102']);
+    expect(codes('r: 10.0.0.5 - 10.0.0.9')).toEqual([]);
+  });
+
   it('E109: whitespace inside :: is reported', () => {
     expect(codes('Filter : : IP f { drop }')[0]).toBe('E109');
   });
