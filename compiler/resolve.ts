@@ -15,8 +15,8 @@ import { closest } from './suggest.ts';
  */
 
 export type RScalar =
-  | { readonly kind: 'integer'; readonly value: number; readonly span: Span }
-  | { readonly kind: 'decimal'; readonly value: number; readonly span: Span }
+  | { readonly kind: 'integer'; readonly value: number; readonly text: string; readonly span: Span }
+  | { readonly kind: 'decimal'; readonly value: number; readonly text: string; readonly span: Span }
   | { readonly kind: 'ipv4'; readonly value: number; readonly text: string; readonly span: Span };
 
 export type RValue =
@@ -56,10 +56,11 @@ export class Resolver {
 
   resolve(value: A.Value, context: ResolveContext = OUTSIDE): RValue | undefined {
     switch (value.kind) {
+      // `text` as written: messages echo `514.0`, not the number it became.
       case 'Integer':
-        return { kind: 'integer', value: value.value, span: value.span };
+        return { kind: 'integer', value: value.value, text: `${value.negative ? '-' : ''}${value.text}`, span: value.span };
       case 'Decimal':
-        return { kind: 'decimal', value: value.value, span: value.span };
+        return { kind: 'decimal', value: value.value, text: `${value.negative ? '-' : ''}${value.text}`, span: value.span };
       case 'Ipv4':
         return Number.isNaN(value.value) ? undefined : { kind: 'ipv4', value: value.value, text: value.text, span: value.span };
       case 'Cidr': {
@@ -300,9 +301,9 @@ export function isSet(value: RValue): boolean {
 export function describe(value: RValue): string {
   switch (value.kind) {
     case 'integer':
-      return `the number ${value.value}`;
+      return `the number ${value.text}`;
     case 'decimal':
-      return `the decimal ${value.value}`;
+      return `the decimal ${value.text}`;
     case 'ipv4':
       return `the address ${value.text}`;
     case 'cidr':

@@ -95,9 +95,11 @@ export class NaclParser extends EmbeddedActionsParser {
     return this.ACTION(() => {
       if (!ids.every(real) || !dots.every(real)) return undefined;
       const parts = ids.map((t) => this.b.identifier(t)!);
-      // Segments and dots alternate: each must start where the previous one ended.
+      // Segments and dots alternate: each must start where the previous one
+      // ended. A gap of characters the lexer refused (E101, `m._a`) is not whitespace.
+      const gap = (from: number, to: number) => /\s|\/\*|\/\/|#/.test(this.b.lines.text.slice(from, to));
       for (let i = 0; i < dots.length; i++) {
-        if (dots[i]!.startOffset !== tokenEnd(ids[i]!) || ids[i + 1]!.startOffset !== tokenEnd(dots[i]!)) {
+        if (gap(tokenEnd(ids[i]!), dots[i]!.startOffset) || gap(tokenEnd(dots[i]!), ids[i + 1]!.startOffset)) {
           const text = parts.map((p) => p.text).join('.');
           this.b.report(
             diagnostic('E109', this.b.between(ids[0], ids[ids.length - 1])!, `whitespace inside the dotted name ${text}`, { help: `write ${text} without spaces` }),

@@ -28,11 +28,18 @@ export function joinSpans(a: Span, b: Span): Span {
   };
 }
 
-/** Maps offsets of one text to 1-based line/column positions. */
+/**
+ * Maps offsets of one text to 1-based line/column positions. Columns count
+ * characters (code points), as nacl-language.md 9.1 asks: a character
+ * outside the BMP is one column, not the two UTF-16 units it takes.
+ */
 export class LineMap {
   private readonly lineStarts: number[] = [0];
+  /** Whether any surrogate pair occurs; without one, offsets are columns. */
+  private readonly astral: boolean;
 
   constructor(readonly file: string, readonly text: string) {
+    this.astral = /[\uD800-\uDBFF][\uDC00-\uDFFF]/.test(text);
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
       if (c === 10) this.lineStarts.push(i + 1);
@@ -44,6 +51,19 @@ export class LineMap {
     return this.lineStarts.length;
   }
 
+  private column(lineStart: number, offset: number): number {
+    if (!this.astral) return offset - lineStart + 1;
+    let column = 1;
+    for (let i = lineStart; i < offset; i++) {
+      const c = this.text.charCodeAt(i);
+      // The high half of a pair counts; its low half does not.
+      const low = c >= 0xdc00 && c <= 0xdfff;
+      const afterHigh = i > lineStart && this.text.charCodeAt(i - 1) >= 0xd800 && this.text.charCodeAt(i - 1) <= 0xdbff;
+      if (!(low && afterHigh)) column++;
+    }
+    return column;
+  }
+
   /** Lines are looked up mostly in increasing order: try the last one first. */
   private lastLine = 0;
 
@@ -51,11 +71,11 @@ export class LineMap {
     const starts = this.lineStarts;
     const last = this.lastLine;
     if (starts[last]! <= offset && (last + 1 === starts.length || starts[last + 1]! > offset)) {
-      return { line: last + 1, column: offset - starts[last]! + 1 };
+      return { line: last + 1, column: this.column(starts[last]!, offset) };
     }
     if (last + 2 <= starts.length - 1 && starts[last + 1]! <= offset && starts[last + 2]! > offset) {
       this.lastLine = last + 1;
-      return { line: last + 2, column: offset - starts[last + 1]! + 1 };
+      return { line: last + 2, column: this.column(starts[last + 1]!, offset) };
     }
     let lo = 0;
     let hi = this.lineStarts.length - 1;
@@ -65,7 +85,7 @@ export class LineMap {
       else hi = mid - 1;
     }
     this.lastLine = lo;
-    return { line: lo + 1, column: offset - this.lineStarts[lo]! + 1 };
+    return { line: lo + 1, column: this.column(this.lineStarts[lo]!, offset) };
   }
 
   span(startOffset: number, endOffset: number): Span {
@@ -75,9 +95,9 @@ export class LineMap {
     return {
       file: this.file,
       startLine: startLine + 1,
-      startColumn: startOffset - this.lineStarts[startLine]! + 1,
+      startColumn: this.column(this.lineStarts[startLine]!, startOffset),
       endLine: endLine + 1,
-      endColumn: endOffset - this.lineStarts[endLine]! + 1,
+      endColumn: this.column(this.lineStarts[endLine]!, endOffset),
       startOffset,
       endOffset,
     };

@@ -36,7 +36,7 @@ export function toSarif(diagnostics: readonly Diagnostic[], toolVersion: string)
             ? { relatedLocations: d.related.map((r, i) => ({ id: i, ...location(r.span), message: { text: r.message } })) }
             : {}),
         })),
-        columnKind: 'utf16CodeUnits',
+        columnKind: 'unicodeCodePoints',
       },
     ],
   };

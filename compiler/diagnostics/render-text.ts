@@ -41,11 +41,13 @@ function excerpt(
   c: (style: keyof typeof STYLE, s: string) => string,
 ): string[] {
   const text = lines.lineText(startLine);
+  // Columns count code points: measure and cut the line in them too.
+  const chars = Array.from(text);
   const gutter = String(startLine);
   const pad = ' '.repeat(gutter.length);
-  const last = endLine === startLine ? Math.max(endColumn, startColumn + 1) : text.length + 1;
-  const width = Math.max(1, Math.min(last, text.length + 1) - startColumn);
+  const last = endLine === startLine ? Math.max(endColumn, startColumn + 1) : chars.length + 1;
+  const width = Math.max(1, Math.min(last, chars.length + 1) - startColumn);
   // Keep tabs in the marker prefix so the caret lines up under tabbed source.
-  const prefix = text.slice(0, startColumn - 1).replace(/[^\t]/g, ' ');
+  const prefix = chars.slice(0, startColumn - 1).join('').replace(/[^\t]/gu, ' ');
   return [`${pad} |`, `${gutter} | ${text}`, `${pad} | ${prefix}${c('error', '^'.repeat(width))}`];
 }

@@ -53,7 +53,7 @@ export class ElementContext {
   integerValue(r: RValue, span: Span, what: string, min: number, max: number): number | undefined {
     if (r.kind !== 'integer') return this.report('E412', span, `${what} must be an integer, not ${describe(r)}`);
     if (r.value < min || r.value > max) {
-      return this.report('E413', span, `${what} must be ${max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `between ${min} and ${max}`}, not ${r.value}`);
+      return this.report('E413', span, `${what} must be ${max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `between ${min} and ${max}`}, not ${r.text}`);
     }
     return r.value;
   }

@@ -94,10 +94,11 @@ export function validateLoadBalancer(element: TypedElement, tree: MObject | unde
     const algorithmEntry = entry(servers, 'algorithm');
     let algorithm: LbAlgorithm | undefined = 'round_robin';
     if (algorithmEntry) {
-      const word = bareWord(algorithmEntry.value)?.toLowerCase();
+      const written = bareWord(algorithmEntry.value);
+      const word = written?.toLowerCase();
       if (!word || !(ALGORITHMS as string[]).includes(word)) {
         const suggestion = word ? closest(word, ALGORITHMS) : undefined;
-        algorithm = ctx.report('E544', spanOf(algorithmEntry), `Invalid algorithm${word ? ` ${word}` : ''}. Valid algorithms are: ${ALGORITHMS.join(', ')}`, {
+        algorithm = ctx.report('E544', spanOf(algorithmEntry), `Invalid algorithm${written ? ` ${written}` : ''}. Valid algorithms are: ${ALGORITHMS.join(', ')}`, {
           help: suggestion ? `did you mean ${suggestion}?` : undefined,
         });
       } else algorithm = word as LbAlgorithm;

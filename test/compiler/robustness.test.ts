@@ -132,3 +132,14 @@ describe('limits on depth', () => {
     expect(codes(`${IFACE.replace(', input: f', '')}${chain}\nv5000: 80\n`)).toEqual(['E113']);
   });
 });
+
+describe('values in messages', () => {
+  const messages = (text: string) => compileSource(text, 'm.nacl').diagnostics.map((d) => d.message);
+
+  it('are quoted as written, not as the number or word they became', () => {
+    expect(messages('Syslog s { address: 10.0.0.1, port: 514.0 }')).toEqual([expect.stringContaining('not the decimal 514.0')]);
+    expect(messages('Iface e { index: 99999999999999999999999 }')).toEqual([expect.stringContaining('not 99999999999999999999999')]);
+    const lb = 'Iface e { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }\nLoad_balancer lb { layer: tcp, clients: { iface: e, port: 80 }, servers: { iface: e, algorithm: toString, pool: [{ address: 10.0.0.5, port: 80 }] } }';
+    expect(messages(lb)).toEqual([expect.stringContaining('Invalid algorithm toString.')]);
+  });
+});

@@ -75,3 +75,20 @@ describe('diagnostic rendering', () => {
     expect(validate(toSarif([], '0.1.0')), JSON.stringify(validate.errors)).toBe(true);
   });
 });
+
+describe('columns', () => {
+  it('count characters: one outside the BMP is one column, and the caret sits under the error', () => {
+    const text = 'x: "𝄞𝄞"\ny: "𝄞" 1 2\n';
+    const result = checkSource(text, "u.nacl");
+    const d = result.diagnostics.find((x) => x.code === 'E107')!;
+    expect([d.span.startLine, d.span.startColumn, d.span.endColumn]).toEqual([2, 8, 11]);
+    const rendered = renderText(d, result.lines, { color: false }).split('\n');
+    expect(rendered[2]).toBe('2 | y: "𝄞" 1 2');
+    expect(rendered[3]).toBe('  |        ^^^');
+  });
+
+  it('are declared as code points in SARIF', () => {
+    const sarif = toSarif(checkSource('x: 1 2', 'u.nacl').diagnostics, '0.0.0') as { runs: { columnKind: string }[] };
+    expect(sarif.runs[0]!.columnKind).toBe('unicodeCodePoints');
+  });
+});

@@ -91,6 +91,12 @@ describe('lexical and syntax errors (nacl-language.md 9.2)', () => {
     expect(codes('r: 10.0.0.5 - 10.0.0.9')).toEqual([]);
   });
 
+  it('reports a refused character inside a dotted name as E101 only, not as whitespace', () => {
+    expect(codes('m: { a: 1 }\nx: m._a')).toEqual(['E101']);
+    expect(codes('m: { a: 1 }\nx: m.__proto__')).toEqual(['E101']);
+    expect(codes('x: lan . /* c */ input')[0]).toBe('E109');
+  });
+
   it('E109: whitespace inside :: is reported', () => {
     expect(codes('Filter : : IP f { drop }')[0]).toBe('E109');
   });
