@@ -484,7 +484,7 @@ export class Appliance {
   private track(inet: Inet, pkt: Packet): number {
     if (!this.conntrack || !inet.tracks) return -1;
     if (this.options.ctOverride === CT_STATE.invalid) return -1;
-    return this.conntrack.track(pkt, this.now);
+    return this.conntrack.track(pkt, this.now, this.options.ctOverride !== undefined);
   }
 
   /** Runs one hook's steps; false = dropped. */

@@ -321,8 +321,11 @@ export class Conntrack {
    * when the packet is not tracked (other protocol, non-first fragment,
    * malformed, table full, stateful TCP without SYN, ICMP error about no
    * known flow). Sets `pkt.ctInfo` (direction, Related bit).
+   *
+   * `assumeFlow`: the packet belongs to a flow already under way (a packet
+   * SPEC's `ct=` in trace and test), so stateful TCP takes it without a SYN.
    */
-  track(pkt: Packet, now: number): number {
+  track(pkt: Packet, now: number, assumeFlow = false): number {
     pkt.ctInfo = CtInfo.None;
     const { bytes, l3, l4, end } = pkt;
     if (!(l4 - l3 >= IPV4_MIN_HEADER_LEN && end <= bytes.length && end > l4)) {
@@ -379,11 +382,12 @@ export class Conntrack {
       // Only a connection attempt opens an entry (2.5). A lone SYN-ACK is not
       // one: accepting it would record the flow back to front.
       const flags = tcpFlags(bytes, l4);
-      if ((flags & (TcpFlag.Syn | TcpFlag.Ack | TcpFlag.Rst)) !== TcpFlag.Syn) {
+      if ((flags & (TcpFlag.Syn | TcpFlag.Ack | TcpFlag.Rst)) === TcpFlag.Syn) tcpState = TcpCtState.SynSent;
+      else if (assumeFlow) tcpState = TcpCtState.Established;
+      else {
         this.counters.tcp_not_syn++;
         return -1;
       }
-      tcpState = TcpCtState.SynSent;
     }
     const handle = this.#create(protocol, src, sport, dst, dport, tcpState, now);
     if (handle >= 0) pkt.ctInfo = CtInfo.Original;
@@ -583,6 +587,13 @@ export class Conntrack {
     let state = this.#tcp[handle]!;
     if (tcpFlagsByte & TcpFlag.Rst) {
       state = TcpCtState.Close;
+      // A reset answering the SYN is a reply like a SYN-ACK: rules see it
+      // established (Linux: ESTABLISHED_REPLY), so "allow established" lets
+      // a refused connection fail at once instead of timing out.
+      if (!original && flags & CONFIRMED && this.#state[handle] === CT_STATE.new) {
+        this.#state[handle] = CT_STATE.established;
+        this.#setFlags(handle, flags | SEEN_REPLY);
+      }
     } else if (syn && !ack && original && (state === TcpCtState.Close || state === TcpCtState.TimeWait)) {
       state = TcpCtState.SynSent;
       this.#state[handle] = CT_STATE.new;

@@ -117,6 +117,27 @@ describe('nacl test', () => {
   });
 });
 
+describe('the ct= key of a packet SPEC with stateful TCP tracking', () => {
+  const STATEFUL = `
+Iface outside { index: 0, address: 192.0.2.1, netmask: 255.255.255.0, input: guard }
+Conntrack tracking { stateful_tcp: true }
+Filter::IP guard {
+  if (ct.state == established) { accept }
+  drop
+}
+`;
+  const ir = compileSource(STATEFUL, 'stateful.nacl').ir!;
+  const run = (packet: string) => runPacketTests(ir, [{ name: 't', iface: 'outside', packet, expect: { verdict: 'accept' }, line: 1 }])[0]!.trace;
+
+  it('lets a segment of an established connection meet the rules, as on the wire', () => {
+    expect(run('tcp 192.0.2.10:80 -> 192.0.2.1:45000 flags=A ct=established')).toMatchObject({ verdict: 'accept', rule: 'guard:5' });
+  });
+
+  it('still drops a segment without a SYN when no ct= says a connection exists', () => {
+    expect(run('tcp 192.0.2.10:80 -> 192.0.2.1:45000 flags=A')).toMatchObject({ verdict: 'drop', reason: expect.stringContaining('no conntrack entry') });
+  });
+});
+
 describe('the vlan= key of a packet SPEC', () => {
   const VLANS = `
 Iface trunk { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }

@@ -420,6 +420,24 @@ describe('conntrack stateful TCP', () => {
     expect(ct.size).toBe(0);
   });
 
+  it('shows the reset answering a SYN as established, as a SYN-ACK would be, and closes the connection', () => {
+    const ct = stateful();
+    const h = ct.track(tcp(C, 40000, S, 81, { flags: SYN }), T0);
+    ct.confirm(h, T0);
+    const reset = tcp(S, 81, C, 40000, { flags: RST | ACK });
+    expect(ct.track(reset, T0 + 1)).toBe(h);
+    expect(ct.packetState(h, reset)).toBe(CT_STATE.established);
+    expect(ct.tcpState(h)).toBe(TcpCtState.Close);
+  });
+
+  it('takes a segment of a flow said to be under way (trace and test ct=) without its SYN', () => {
+    const ct = stateful();
+    const h = ct.track(tcp(S, 80, C, 40000, { flags: ACK }), T0, true);
+    expect(h).toBeGreaterThanOrEqual(0);
+    expect(ct.tcpState(h)).toBe(TcpCtState.Established);
+    expect(ct.counters.tcp_not_syn).toBe(0);
+  });
+
   it('does not open a connection from a lone SYN-ACK', () => {
     const ct = stateful();
     expect(ct.track(tcp(S, 80, C, 40000, { flags: SYN_ACK }), T0)).toBe(-1);
