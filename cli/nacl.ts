@@ -107,6 +107,7 @@ const bootOptions = (cmd: Command) =>
     .addOption(new Option('--log-format <format>', 'text or json').default('text'))
     .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (on the host, not the appliance NICs)')
     .option('--pcap-out <dir>', 'record every NIC to DIR/nicN.pcap')
+    .option('--mac <N=MAC>', 'give NIC N this MAC instead of the one derived from the image (repeatable; for several appliances of one image on one link)', collect)
     .addOption(new Option('--syslog-facility <facility>', 'facility of syslog(...) messages: a name (kern, user, daemon, local0-local7, ...) or 0-23').default('user'))
     .addOption(new Option('--syslog-format <format>', 'framing of syslog(...) datagrams: rfc5424 or rfc3164 (BSD)').default('rfc5424'));
 

@@ -14,7 +14,7 @@ import { arpPacket, BROADCAST_MAC, echoReply, HEADROOM, icmpError, tcpDatagram, 
 import { Nat } from './nat.ts';
 import { loadDatagram, newPacket, type Packet } from './packet.ts';
 import { Reassembler } from './reassembly.ts';
-import { forwardTtl, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } from './router.ts';
+import { forwardTtl, icmpErrorAllowed, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } from './router.ts';
 import type { Addresses, Tracer } from './trace-events.ts';
 import { ETHERNET_HEADER_LEN, EtherType, ethEtherType, ethIsMulticast, macEquals, setEthDst, setEthEtherType, setEthSrc } from './wire/ethernet.ts';
 import { Icmpv4TimeExceeded, Icmpv4Type, Icmpv4Unreachable } from './wire/icmpv4.ts';
@@ -445,7 +445,9 @@ export class Appliance {
       inet.drop(`ip-${error}`);
       return;
     }
+    this.groupFrame = ethIsMulticast(frame, 0);
     this.ipInput(inet, this.pkt);
+    this.groupFrame = false;
   }
 
   private dropFrame(reason: string): void {
@@ -612,8 +614,20 @@ export class Appliance {
 
   // --- forwarding ----------------------------------------------------------------
 
+  /** Whether the frame being received was sent to a group (broadcast or multicast) MAC. */
+  private groupFrame = false;
+
   /** The router (4.3): TTL, forward chain, route, egress. */
   private forward(ingress: Inet, pkt: Packet, handle: number, locallySourced: boolean): void {
+    // A router passes on neither multicast (it routes none) nor what reached
+    // it in a link-layer broadcast (RFC 1812 5.3.4; Linux ip_forward drops
+    // both). Silently: no ICMP error may answer either.
+    let dst = ipv4Dst(pkt.bytes, pkt.l3);
+    if (!locallySourced && (dst >>> 28 === 0xe || (this.groupFrame && !this.isApplianceAddress(dst)))) {
+      ingress.drop(dst >>> 28 === 0xe ? 'multicast-not-routed' : 'link-broadcast-not-routed');
+      if (this.tracer) this.trace({ kind: 'drop', iface: ingress.name, reason: 'not routed: a multicast destination, or a frame sent to a group MAC', rule: null });
+      return;
+    }
     const ttlBefore = ipv4Ttl(pkt.bytes, pkt.l3);
     const ttl = forwardTtl(pkt, locallySourced);
     // RFC 1812 5.3.1: TTL expires only on packets the appliance would pass on;
@@ -632,7 +646,8 @@ export class Appliance {
       this.counters.router_packets_dropped++;
       return;
     }
-    const dst = ipv4Dst(pkt.bytes, pkt.l3);
+    // The forward chain may have rewritten it.
+    dst = ipv4Dst(pkt.bytes, pkt.l3);
     const index = this.routes!.lookupIndex(dst);
     const route = index < 0 ? null : this.routes!.routes[index]!;
     const egress = index < 0 ? undefined : this.routeEgress[index];
@@ -711,13 +726,13 @@ export class Appliance {
 
   /** ICMP errors are rate-limited: a token bucket of 100, refilled at 100/s. */
   private icmpErrorTo(inet: Inet, pkt: Packet, type: number, code: number, extra = 0): void {
+    if (!icmpErrorAllowed(pkt)) return;
     const refill = Math.floor((this.now - this.icmpRefill) / 10);
     if (refill > 0) {
       this.icmpTokens = Math.min(100, this.icmpTokens + refill);
       this.icmpRefill = this.now;
     }
     if (this.icmpTokens <= 0 || inet.address === 0) return inet.drop('icmp-rate-limited');
-    if (ipv4FragOffset(pkt.bytes, pkt.l3) !== 0) return;
     this.icmpTokens--;
     inet.counters.icmp_errors_tx++;
     if (this.tracer) this.trace({ kind: 'icmp', iface: inet.name, what: `ICMP type ${type} code ${code} to ${formatIpv4Address(ipv4Src(pkt.bytes, pkt.l3))}` });

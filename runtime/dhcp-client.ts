@@ -10,6 +10,10 @@ import { DhcpMessageType, DhcpOption, DhcpRepr, dhcpRequestRepr } from './wire/d
  * router - and its FIXes: the ACK's options count (falling back to the
  * OFFER's), and the lease is renewed at T1 and rebound at T2 (RFC 2131 4.4.5);
  * a lease that runs out unconfigures the Iface and negotiation starts over.
+ * The 10 s give-up is for the boot only: once a lease was held, the client
+ * keeps looking for a server for as long as it runs, DISCOVERs backing off
+ * to one every 64 s (RFC 2131 4.1), so an outage longer than the lease
+ * heals by itself when the server is back.
  */
 
 export interface DhcpLease {
@@ -58,6 +62,9 @@ export class DhcpClient {
   #rebindAt = 0;
   #expiresAt = 0;
   #nextRetry = 0;
+  /** A lease was held and lost: negotiate with no time limit, backing off. */
+  #renegotiating = false;
+  #attempts = 0;
   readonly #timeoutMs: number;
 
   constructor(private readonly options: DhcpClientOptions) {
@@ -84,10 +91,13 @@ export class DhcpClient {
     switch (this.#state) {
       case 'selecting':
       case 'requesting':
-        if (now - this.#startedAt >= this.#timeoutMs) {
+        if (!this.#renegotiating && now - this.#startedAt >= this.#timeoutMs) {
           this.#state = 'timed-out';
           return [{ kind: 'timeout' }];
         }
+        if (now < this.#nextRetry) return [];
+        // 1 s, 2 s, 4 s ... 64 s between DISCOVERs; at boot, one a second as upstream.
+        if (this.#renegotiating) this.#nextRetry = now + (1000 << Math.min(6, this.#attempts++)) - 100;
         // An OFFER whose ACK did not come (or no OFFER at all): start again.
         return [this.#discover()];
       case 'bound':
@@ -111,7 +121,10 @@ export class DhcpClient {
       return [];
     }
     if (m.messageType === DhcpMessageType.Offer && (this.#state === 'selecting' || this.#state === 'requesting')) return this.#onOffer(m);
-    if (m.messageType === DhcpMessageType.Ack && this.#state !== 'bound') return this.#onAck(m, now);
+    if (m.messageType === DhcpMessageType.Ack && this.#state !== 'bound') {
+      this.#renegotiating = false;
+      return this.#onAck(m, now);
+    }
     if (m.messageType === DhcpMessageType.Nak && this.#state !== 'bound' && this.#state !== 'selecting') return this.#onNak(now);
     this.counters.ignored++;
     return [];
@@ -200,6 +213,11 @@ export class DhcpClient {
     const had = this.#lease !== null;
     this.#lease = null;
     this.#offer = null;
+    if (had) {
+      this.#renegotiating = true;
+      this.#attempts = 0;
+      this.#nextRetry = now + 900;
+    }
     const actions: DhcpAction[] = had ? [{ kind: 'unconfigure' }] : [];
     actions.push(...this.start(now));
     return actions;

@@ -182,7 +182,15 @@ function isMulticastOrBroadcast(addr: number): boolean {
  * multicast or broadcast source, a non-first fragment, or an ICMP error.
  */
 export function timeExceededAllowed(pkt: Packet, sendTimeExceeded: boolean): boolean {
-  if (!sendTimeExceeded) return false;
+  return sendTimeExceeded && icmpErrorAllowed(pkt);
+}
+
+/**
+ * May any ICMP error be sent about this packet (RFC 1812 4.3.2.7, RFC 1122
+ * 3.2.2)? Not about an ICMP error, a non-first fragment, a packet to a
+ * multicast or broadcast address, or from an address that names no host.
+ */
+export function icmpErrorAllowed(pkt: Packet): boolean {
   const { bytes, l3, l4, end } = pkt;
   const src = ipv4Src(bytes, l3);
   if (isMulticastOrBroadcast(ipv4Dst(bytes, l3)) || src === 0 || isMulticastOrBroadcast(src)) return false;

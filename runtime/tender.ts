@@ -33,6 +33,8 @@ export interface TenderOptions {
   readonly label: string;
   /** Facility and framing of syslog(...) messages; user and RFC 5424 when absent. */
   readonly syslog?: SyslogSettings;
+  /** MACs the operator gives NICs, instead of the ones derived from the image. */
+  readonly macs?: ReadonlyMap<string, Uint8Array>;
 }
 
 export interface RunningAppliance {
@@ -96,12 +98,18 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
   for (const key of options.nics.keys()) {
     if (!required.some((r) => r.key === key)) throw new TenderError(`--nic ${key}: the image has no Iface on NIC ${key} (it needs ${required.map((r) => r.key).join(', ') || 'none'})`);
   }
+  for (const key of options.macs?.keys() ?? []) {
+    if (!options.nics.has(key)) throw new TenderError(`--mac ${key}: no --nic ${key} to give it to`);
+  }
 
+  // The metrics port first: one already in use fails the boot before a NIC is opened.
+  let appliance: BootedAppliance | undefined;
+  const metrics = options.metrics ? await listenMetrics(options.metrics, () => appliance) : null;
   const nics = new Map<string, Nic>();
   const writers: PcapWriter[] = [];
   try {
     for (const [key, spec] of options.nics) {
-      let nic = await openDriver(spec, nicMac(image, key), key);
+      let nic = await openDriver(spec, options.macs?.get(key) ?? nicMac(image, key), key);
       if (options.pcapOut) {
         const writer = await PcapWriter.open(join(options.pcapOut, `nic${key.replace(/:/g, '')}.pcap`));
         writers.push(writer);
@@ -111,6 +119,8 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
     }
   } catch (err) {
     for (const nic of nics.values()) await nic.close();
+    for (const w of writers) await w.close();
+    if (metrics) await new Promise((r) => metrics.server.close(() => r(undefined)));
     throw err instanceof TenderError ? err : new TenderError((err as Error).message);
   }
 
@@ -142,30 +152,15 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
     },
   };
 
-  const appliance = instantiateImage(image, env, options.label);
-
-  let server: Server | null = null;
-  let metricsAddress: string | null = null;
-  if (options.metrics) {
-    const [host, port] = splitHostPort(options.metrics);
-    server = createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end('not found: try /metrics\n');
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(prometheus(appliance));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server!.once('error', reject);
-      server!.listen(port, host, () => resolve());
-    });
-    const address = server.address();
-    metricsAddress = typeof address === 'object' && address ? `${address.address}:${address.port}` : options.metrics;
-  }
+  const booted = instantiateImage(image, env, options.label);
+  appliance = booted;
+  const server = metrics?.server ?? null;
+  const metricsAddress = metrics?.address ?? null;
 
   const bootMs = performance.now() - started;
   const nicList = [...options.nics].map(([k, s]) => `${k}=${describeSpec(s)}`);
-  const summary = image.manifest.summary.ifaces.map((i) => `${i.name} ${i.address ?? i.config}`);
+  // A fallback address is not configured at boot: DHCP comes first.
+  const summary = image.manifest.summary.ifaces.map((i) => `${i.name} ${i.config === 'dhcp-with-fallback' ? `dhcp (fallback ${i.address})` : (i.address ?? i.config)}`);
   emit('info', `ready: ${options.label} (${image.sha256.slice(0, 12)}) nics ${nicList.join(' ')}; ${summary.join(', ')}${metricsAddress ? `; metrics on http://${metricsAddress}/metrics` : ''}`, {
     event: 'ready',
     image: options.label,
@@ -178,13 +173,13 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
 
   let stopped = false;
   return {
-    appliance,
+    appliance: booted,
     nics,
     metricsAddress,
     async stop() {
       if (stopped) return;
       stopped = true;
-      appliance.stop();
+      booted.stop();
       sampler?.stop();
       for (const nic of nics.values()) await nic.close();
       for (const w of writers) await w.close();
@@ -205,6 +200,31 @@ function describeSpec(s: DriverSpec): string {
     case 'pcap':
       return `pcap:${s.input}${s.output ? ',' + s.output : ''}`;
   }
+}
+
+/** Serves /metrics for whatever appliance `current` gives (none yet: 503). */
+async function listenMetrics(text: string, current: () => BootedAppliance | undefined): Promise<{ server: Server; address: string }> {
+  const [host, port] = splitHostPort(text);
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end('not found: try /metrics\n');
+      return;
+    }
+    const appliance = current();
+    if (!appliance) res.writeHead(503).end('booting\n');
+    else res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(prometheus(appliance));
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new TenderError(`--metrics ${text}: ${code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (err as Error).message}`);
+  }
+  const address = server.address();
+  return { server, address: typeof address === 'object' && address ? `${address.address}:${address.port}` : text };
 }
 
 function splitHostPort(text: string): [string, number] {

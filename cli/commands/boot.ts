@@ -11,6 +11,21 @@ export interface BootOptions {
   pcapOut?: string;
   syslogFacility: string;
   syslogFormat: string;
+  mac?: string[];
+}
+
+/** `--mac N=MAC`: a unicast MAC per NIC key. */
+function macSpecs(list: readonly string[]): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const text of list) {
+    const [key = '', mac = ''] = text.toLowerCase().split(/=(.*)/s);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) throw new UsageError(`--mac ${text}: expected N=MAC, e.g. 0=02:00:5e:10:00:01`);
+    const bytes = Uint8Array.from(mac.split(':').map((h) => parseInt(h, 16)));
+    if (bytes[0]! & 1) throw new UsageError(`--mac ${text}: ${mac} is a multicast address; a NIC needs a unicast one`);
+    if (out.has(key)) throw new UsageError(`--mac ${key} is given twice`);
+    out.set(key, bytes);
+  }
+  return out;
 }
 
 function syslogSettings(options: BootOptions): SyslogSettings {
@@ -48,6 +63,7 @@ export async function start(image: LoadedImage, label: string, options: BootOpti
       write: (line) => process.stdout.write(line + '\n'),
       label,
       syslog,
+      macs: macSpecs(options.mac ?? []),
     });
   } catch (err) {
     if (err instanceof TenderError) throw new UsageError(err.message);

@@ -89,4 +89,37 @@ describe('the DHCP client', () => {
     expect(c.tick(10 * 365 * 86_400_000)).toEqual([]);
     expect(c.state).toBe('bound');
   });
+
+  it('keeps looking for a server after its lease ran out, backing off to one DISCOVER a minute, and binds when one answers', () => {
+    const c = client();
+    bind(c, {}, { leaseTime: 120 });
+    const expired = c.tick(20 + 120_000);
+    expect(expired[0]).toEqual({ kind: 'unconfigure' });
+    // The server stays away for an hour: the client never gives up.
+    const discovers: number[] = [];
+    let last: Dhcp | undefined;
+    for (let t = 120_020 + 1000; t < 120_020 + 3_600_000; t += 1000) {
+      const actions = c.tick(t);
+      expect(actions.some((a) => a.kind === 'timeout')).toBe(false);
+      for (const m of sent(actions)) {
+        discovers.push(t);
+        last = m;
+      }
+    }
+    expect(c.state).toBe('selecting');
+    const gaps = discovers.slice(1).map((t, i) => t - discovers[i]!);
+    expect(gaps.slice(0, 6)).toEqual([1000, 2000, 4000, 8000, 16000, 32000]);
+    expect(Math.max(...gaps)).toBe(64000);
+    // The server is back: the next exchange binds again.
+    const request = sent(c.receive(reply(last!, DhcpMessageType.Offer), 3_720_000))[0]!;
+    expect(c.receive(reply(request, DhcpMessageType.Ack), 3_720_010)).toEqual([{ kind: 'configure', lease: expect.objectContaining({ address: ip('10.1.0.9') }) }]);
+  });
+
+  it('still gives up after 10 s at boot when no server answers (upstream)', () => {
+    const c = client();
+    c.start(0);
+    const actions = Array.from({ length: 11 }, (_, i) => c.tick((i + 1) * 1000)).flat();
+    expect(actions.filter((a) => a.kind === 'send')).toHaveLength(9);
+    expect(actions.at(-1)).toEqual({ kind: 'timeout' });
+  });
 });

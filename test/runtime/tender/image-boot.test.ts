@@ -215,6 +215,59 @@ Filter::IP fw {
     expect(body).toContain('nacl_rule_hits_total{rule="my_filter:');
     await running.stop();
   });
+
+  it('exits 2 at once with a plain error, starting nothing, when the metrics port is in use', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as { port: number }).port;
+    // Before, the appliance was started first and its timers kept the process alive after the error.
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', join(EXAMPLES_DIR, 'cidr.nacl'), '--nic', '0=memory:busy', '--metrics', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const status = await new Promise((r) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        r('still running after 10 s');
+      }, 10_000);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        r(code);
+      });
+    });
+    taken.close();
+    expect(status).toBe(2);
+    expect(stderr).toBe(`nacl: --metrics 127.0.0.1:${port}: the port is in use\n`);
+  });
+
+  it('gives a NIC the MAC the operator names, so two appliances of one image can share a link', async () => {
+    const loaded = readImage(imageOf(example('cidr.nacl')));
+    if (!loaded.ok) throw new Error(loaded.message);
+    const boot = (mac?: Uint8Array) =>
+      bootImage(loaded.image, { nics: new Map([['0', { driver: 'memory', name: 'mac-test' }]]), logFormat: 'text', write: () => {}, label: 'm', ...(mac ? { macs: new Map([['0', mac]]) } : {}) });
+    const derived = await boot();
+    const given = await boot(Uint8Array.of(0x02, 0, 0x5e, 0x10, 0, 1));
+    expect([...given.nics.get('0')!.mac]).toEqual([0x02, 0, 0x5e, 0x10, 0, 1]);
+    expect([...derived.nics.get('0')!.mac]).not.toEqual([0x02, 0, 0x5e, 0x10, 0, 1]);
+    await derived.stop();
+    await given.stop();
+  });
+
+  it('refuses a --mac that is malformed, multicast, or for a NIC not given', () => {
+    const run = (mac: string) => nacl(['run', join(EXAMPLES_DIR, 'cidr.nacl'), '--nic', '0=memory:m', '--mac', mac]);
+    expect(run('0=02:00:5e:10:00')).toMatchObject({ status: 2, stderr: expect.stringContaining('expected N=MAC') });
+    expect(run('0=01:00:5e:10:00:01')).toMatchObject({ status: 2, stderr: expect.stringContaining('multicast') });
+    expect(run('1=02:00:5e:10:00:01')).toMatchObject({ status: 2, stderr: expect.stringContaining('no --nic 1') });
+  });
+
+  it('says a dhcp-with-fallback Iface negotiates first, not that its fallback address is up', async () => {
+    const loaded = readImage(imageOf('Iface eth0 { index: 0, config: dhcp-with-fallback, address: 10.68.0.9, netmask: 255.255.255.0 }\n'));
+    if (!loaded.ok) throw new Error(loaded.message);
+    const lines: string[] = [];
+    const running = await bootImage(loaded.image, { nics: new Map([['0', { driver: 'memory', name: 'fallback' }]]), logFormat: 'text', write: (l) => lines.push(l), label: 'f' });
+    await running.stop();
+    expect(lines[0]).toContain('eth0 dhcp (fallback 10.68.0.9/24)');
+  });
 });
 
 describe('nacl build, inspect and boot on the command line', () => {
