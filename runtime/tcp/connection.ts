@@ -502,8 +502,14 @@ export class TcpConnection {
     return taken;
   }
 
-  /** The application took `n` bytes: tell the peer about the room they make, when it is worth a segment. */
+  /**
+   * The application took `n` bytes: tell the peer about the room they make,
+   * when it is worth a segment. After the peer's FIN nothing more can
+   * arrive, so a drained buffer gives its memory back (a connection may
+   * enter TIME-WAIT with bytes still unread, and linger there a minute).
+   */
   #consumed(n: number): void {
+    if (this.#finReceived && this.#rcvBuf.length === 0) this.#rcvBuf.clear();
     if (n > 0 && this.#state !== 'closed' && !this.#finReceived && this.#windowUpdateDue()) {
       this.#sendAck();
       this.#flush();

@@ -936,6 +936,21 @@ describe('TCP connection: close', () => {
     expect(sim.a.conn!.bufferMemory).toBe(0);
   });
 
+  it('gives its receive buffer back in TIME-WAIT once the application has read what was left in it', () => {
+    // A closes first and reads slowly: the peer's last bytes and FIN are still unread when TIME-WAIT begins.
+    const down = pattern(50_000);
+    const sim = new Sim({ appA: { data: pattern(1000), close: 'after-write', readChunk: 5000, readEvery: 2_500 }, appB: { data: down, close: 'after-end' } });
+    let unreadAtEntry = -1;
+    sim.run(40_000, () => {
+      if (unreadAtEntry < 0 && sim.a.conn?.state === 'time-wait') unreadAtEntry = sim.a.conn.bufferMemory;
+      return unreadAtEntry >= 0 && sim.a.received.length === down.length;
+    });
+    expect(unreadAtEntry).toBeGreaterThan(0);
+    expect(sim.a.conn!.state).toBe('time-wait');
+    expectBytes(sim.a.received, down);
+    expect(sim.a.conn!.bufferMemory).toBe(0);
+  });
+
   it('defaults TIME-WAIT to 60 s', () => {
     const sim = new Sim({ appA: { close: 'after-write' }, appB: { close: 'after-end' } });
     sim.run(600_000);
