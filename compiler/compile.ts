@@ -208,6 +208,7 @@ export function analyze(program: A.Program, diagnostics: Diagnostic[]): Analysis
   const functions = new Map<string, FunctionInfo>();
   for (const element of elements) if (element.kind === 'function') functions.set(element.name, checker.check(element));
   const recursive = checkRecursion(functions, diagnostics);
+  checkCallDepth(functions, recursive, diagnostics);
   const bodies = new Map<string, readonly IrStatement[]>([...functions].filter(([n]) => !recursive.has(n)).map(([n, f]) => [n, f.body]));
   for (const f of functions.values()) reportUnreachable(f.body, bodies, checker.ruleSpans, diagnostics);
 
@@ -239,6 +240,36 @@ function checkRecursion(functions: Map<string, FunctionInfo>, diagnostics: Diagn
   };
   for (const name of functions.keys()) if (!state.has(name)) visit(name);
   return recursive;
+}
+
+/** Functions calling functions, one chain: the generated code inlines them, nested. */
+export const MAX_CALL_DEPTH = 100;
+
+/** E113 for a chain of calls deeper than MAX_CALL_DEPTH (once, at the head of the longest). */
+function checkCallDepth(functions: Map<string, FunctionInfo>, recursive: ReadonlySet<string>, diagnostics: Diagnostic[]): void {
+  const depth = new Map<string, number>();
+  const of = (name: string): number => {
+    const known = depth.get(name);
+    if (known !== undefined) return known;
+    depth.set(name, 1); // a placeholder; recursion is reported elsewhere
+    let d = 1;
+    for (const call of functions.get(name)?.calls ?? []) {
+      if (functions.has(call.callee) && !recursive.has(call.callee)) d = Math.max(d, 1 + of(call.callee));
+    }
+    depth.set(name, d);
+    return d;
+  };
+  let deepest: string | null = null;
+  for (const name of functions.keys()) {
+    if (recursive.has(name)) continue;
+    if (of(name) > MAX_CALL_DEPTH && (deepest === null || of(name) > of(deepest))) deepest = name;
+  }
+  if (deepest === null) return;
+  diagnostics.push(
+    diagnostic('E113', functions.get(deepest)!.element.nameSpan, `${deepest} starts a chain of ${of(deepest)} function calls; at most ${MAX_CALL_DEPTH} are inlined, one inside the other`, {
+      help: 'flatten the chain: call the functions in turn from one function, not each from the one before',
+    }),
+  );
 }
 
 /** W04: statements after one that always ends the function. */

@@ -149,7 +149,9 @@ function spacedAddresses(tokens: IToken[], text: string, lines: LineMap, diagnos
     const first = tokens[i]!;
     let j = i;
     let spaced = false;
-    while (j + 1 < tokens.length && ADDRESS_PARTS.has(tokens[j + 1]!.tokenType.name)) {
+    // `a . b . c . d / p` is 9 tokens at most: a longer run spells no address,
+    // and scanning it all from every token would be quadratic.
+    while (j + 1 < tokens.length && j - i < 8 && ADDRESS_PARTS.has(tokens[j + 1]!.tokenType.name)) {
       const gap = text.slice(tokenEnd(tokens[j]!), tokens[j + 1]!.startOffset);
       if (!/^[ \t]*$/.test(gap)) break;
       if (gap) spaced = true;

@@ -35,11 +35,14 @@ export function joinSpans(a: Span, b: Span): Span {
  */
 export class LineMap {
   private readonly lineStarts: number[] = [0];
-  /** Whether any surrogate pair occurs; without one, offsets are columns. */
-  private readonly astral: boolean;
+  /**
+   * Offsets of the low half of every surrogate pair, in order; null when
+   * there is none (the usual case), and offsets are columns.
+   */
+  private readonly lowHalves: Int32Array | null;
 
   constructor(readonly file: string, readonly text: string) {
-    this.astral = /[\uD800-\uDBFF][\uDC00-\uDFFF]/.test(text);
+    this.lowHalves = lowHalvesOf(text);
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
       if (c === 10) this.lineStarts.push(i + 1);
@@ -51,17 +54,10 @@ export class LineMap {
     return this.lineStarts.length;
   }
 
+  /** UTF-16 units minus the low halves of surrogate pairs between the line start and `offset`. */
   private column(lineStart: number, offset: number): number {
-    if (!this.astral) return offset - lineStart + 1;
-    let column = 1;
-    for (let i = lineStart; i < offset; i++) {
-      const c = this.text.charCodeAt(i);
-      // The high half of a pair counts; its low half does not.
-      const low = c >= 0xdc00 && c <= 0xdfff;
-      const afterHigh = i > lineStart && this.text.charCodeAt(i - 1) >= 0xd800 && this.text.charCodeAt(i - 1) <= 0xdbff;
-      if (!(low && afterHigh)) column++;
-    }
-    return column;
+    const units = offset - lineStart + 1;
+    return this.lowHalves === null ? units : units - (lowerBound(this.lowHalves, offset) - lowerBound(this.lowHalves, lineStart));
   }
 
   /** Lines are looked up mostly in increasing order: try the last one first. */
@@ -120,6 +116,28 @@ export class LineMap {
   }
 
   /** The text of a 1-based line, without its line break. */
+  /** Columns line `line` spans: its characters (code points), line break excluded. */
+  lineColumns(line: number): number {
+    const start = this.lineStarts[line - 1] ?? 0;
+    return this.column(start, start + this.lineText(line).length) - 1;
+  }
+
+  /** Where column `column` of line `line` starts, as an index into `lineText(line)` (clamped to its end). */
+  indexOfColumn(line: number, column: number): number {
+    const start = this.lineStarts[line - 1] ?? 0;
+    const length = this.lineText(line).length;
+    if (this.lowHalves === null) return Math.max(0, Math.min(column - 1, length));
+    // column() grows with the offset: the first offset whose column reaches `column`.
+    let lo = 0;
+    let hi = length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.column(start, start + mid) < column) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   lineText(line: number): string {
     const start = this.lineStarts[line - 1];
     if (start === undefined) return '';
@@ -129,3 +147,27 @@ export class LineMap {
     return this.text.slice(start, end);
   }
 }
+
+function lowHalvesOf(text: string): Int32Array | null {
+  if (!/[\uD800-\uDBFF][\uDC00-\uDFFF]/.test(text)) return null;
+  const at: number[] = [];
+  for (let i = 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const p = text.charCodeAt(i - 1);
+    if (c >= 0xdc00 && c <= 0xdfff && p >= 0xd800 && p <= 0xdbff) at.push(i);
+  }
+  return Int32Array.from(at);
+}
+
+/** How many of the sorted `values` are below `x`. */
+function lowerBound(values: Int32Array, x: number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (values[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+

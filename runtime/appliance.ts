@@ -113,6 +113,8 @@ export function nicKey(nic: IrIface['nic']): string {
 
 export class Appliance {
   readonly ifaces = new Map<string, Inet>();
+  /** The same Ifaces, for loops on the packet path (a Map's iterator is an allocation). */
+  private readonly inets: Inet[] = [];
   readonly ports: NicPort[] = [];
   readonly conntrack: Conntrack | null;
   readonly nat: Nat | null;
@@ -268,6 +270,7 @@ export class Appliance {
       if (iface.vlan === null) port.untagged = inet;
       else port.vlans.set(iface.vlan, inet);
       this.ifaces.set(iface.name, inet);
+      this.inets.push(inet);
     }
   }
 
@@ -382,10 +385,10 @@ export class Appliance {
           break;
         case 'timeout':
           if (inet.ir.config === 'dhcp-with-fallback' && inet.ir.address) {
-            this.env.log(`[ ${name} ] DHCP request timed out. Applying the fallback configuration.`);
+            this.env.log(`[ ${name} ] DHCP request timed out. Applying the fallback configuration${a.retrying ? ' while still asking for a lease' : ''}.`);
             this.configureStatic(inet);
           } else {
-            this.env.log(`[ ${name} ] DHCP request timed out. Nothing to do.`);
+            this.env.log(`[ ${name} ] DHCP request timed out. ${a.retrying ? 'Still asking, less often.' : 'Nothing to do.'}`);
           }
           break;
       }
@@ -673,7 +676,7 @@ export class Appliance {
   }
 
   private isApplianceAddress(address: number): boolean {
-    for (const inet of this.ifaces.values()) if (inet.address === address && address !== 0) return true;
+    for (let i = 0; i < this.inets.length; i++) if (this.inets[i]!.address === address && address !== 0) return true;
     return false;
   }
 

@@ -32,8 +32,12 @@ export type DhcpAction =
   | { readonly kind: 'configure'; readonly lease: DhcpLease }
   /** The lease ran out or the server refused it: the address is no longer ours. */
   | { readonly kind: 'unconfigure' }
-  /** Negotiation gave up (no further attempts). */
-  | { readonly kind: 'timeout' };
+  /**
+   * No lease 10 s into negotiating: time for a fallback configuration. At
+   * boot the client gives up then; after a lost lease (`retrying`) it goes
+   * on asking, and a lease that comes later replaces the fallback.
+   */
+  | { readonly kind: 'timeout'; readonly retrying: boolean };
 
 export type DhcpState = 'selecting' | 'requesting' | 'bound' | 'renewing' | 'rebinding' | 'timed-out';
 
@@ -65,6 +69,8 @@ export class DhcpClient {
   /** A lease was held and lost: negotiate with no time limit, backing off. */
   #renegotiating = false;
   #attempts = 0;
+  /** The 10 s timeout of this negotiation was reported. */
+  #timeoutSignalled = false;
   readonly #timeoutMs: number;
 
   constructor(private readonly options: DhcpClientOptions) {
@@ -82,6 +88,7 @@ export class DhcpClient {
   /** Starts negotiating: the first DISCOVER. */
   start(now: number): DhcpAction[] {
     this.#startedAt = now;
+    this.#timeoutSignalled = false;
     this.#xid = this.#newXid();
     return [this.#discover()];
   }
@@ -91,15 +98,19 @@ export class DhcpClient {
     switch (this.#state) {
       case 'selecting':
       case 'requesting':
-        if (!this.#renegotiating && now - this.#startedAt >= this.#timeoutMs) {
-          this.#state = 'timed-out';
-          return [{ kind: 'timeout' }];
+        if (now - this.#startedAt >= this.#timeoutMs && !this.#timeoutSignalled) {
+          this.#timeoutSignalled = true;
+          if (!this.#renegotiating) {
+            this.#state = 'timed-out';
+            return [{ kind: 'timeout', retrying: false }];
+          }
+          const actions: DhcpAction[] = [{ kind: 'timeout', retrying: true }];
+          if (now >= this.#nextRetry) actions.push(...this.#retryDiscover(now));
+          return actions;
         }
         if (now < this.#nextRetry) return [];
-        // 1 s, 2 s, 4 s ... 64 s between DISCOVERs; at boot, one a second as upstream.
-        if (this.#renegotiating) this.#nextRetry = now + (1000 << Math.min(6, this.#attempts++)) - 100;
-        // An OFFER whose ACK did not come (or no OFFER at all): start again.
-        return [this.#discover()];
+        return this.#retryDiscover(now);
+
       case 'bound':
       case 'renewing':
       case 'rebinding':
@@ -206,6 +217,13 @@ export class DhcpClient {
     r.ciaddr = lease.address;
     // RENEWING asks the server that granted the lease; REBINDING any server.
     return [{ kind: 'send', message: DhcpRepr.emit(r), src: lease.address, dst: this.#state === 'renewing' ? lease.server : INFINITE }];
+  }
+
+  /** An OFFER whose ACK did not come (or no OFFER at all): start again. */
+  #retryDiscover(now: number): DhcpAction[] {
+    // 1 s, 2 s, 4 s ... 64 s between DISCOVERs; at boot, one a second as upstream.
+    if (this.#renegotiating) this.#nextRetry = now + (1000 << Math.min(6, this.#attempts++)) - 100;
+    return [this.#discover()];
   }
 
   /** The lease is gone (expired, or refused): unconfigure and negotiate again from the start. */

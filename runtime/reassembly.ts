@@ -14,8 +14,8 @@
  * which the same attacks motivate for IPv4); an exact duplicate is ignored.
  *
  * Nothing here throws on packet bytes; every discarded fragment is counted.
- * The reassembled datagram is a fresh buffer (this is the slow path: local
- * delivery of fragmented datagrams only).
+ * The reassembled datagram is a fresh buffer: fragments are the slow path,
+ * forwarded or delivered.
  */
 
 import { CtInfo, type Packet } from './packet.ts';

@@ -107,20 +107,24 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
   const metrics = options.metrics ? await listenMetrics(options.metrics, () => appliance) : null;
   const nics = new Map<string, Nic>();
   const writers: PcapWriter[] = [];
-  try {
-    for (const [key, spec] of options.nics) {
-      let nic = await openDriver(spec, options.macs?.get(key) ?? nicMac(image, key), key);
-      if (options.pcapOut) {
-        const writer = await PcapWriter.open(join(options.pcapOut, `nic${key.replace(/:/g, '')}.pcap`));
-        writers.push(writer);
-        nic = recordNic(nic, writer);
-      }
-      nics.set(key, nic);
-    }
-  } catch (err) {
+  // What a failed boot must give back, or its open handles keep the process alive.
+  const release = async () => {
     for (const nic of nics.values()) await nic.close();
     for (const w of writers) await w.close();
     if (metrics) await new Promise((r) => metrics.server.close(() => r(undefined)));
+  };
+  try {
+    for (const [key, spec] of options.nics) {
+      const nic = await openDriver(spec, options.macs?.get(key) ?? nicMac(image, key), key);
+      nics.set(key, nic);
+      if (options.pcapOut) {
+        const writer = await PcapWriter.open(join(options.pcapOut, `nic${key.replace(/:/g, '')}.pcap`));
+        writers.push(writer);
+        nics.set(key, recordNic(nic, writer));
+      }
+    }
+  } catch (err) {
+    await release();
     throw err instanceof TenderError ? err : new TenderError((err as Error).message);
   }
 
@@ -152,7 +156,14 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
     },
   };
 
-  const booted = instantiateImage(image, env, options.label);
+  let booted: BootedAppliance;
+  try {
+    booted = instantiateImage(image, env, options.label);
+  } catch (err) {
+    sampler?.stop();
+    await release();
+    throw err;
+  }
   appliance = booted;
   const server = metrics?.server ?? null;
   const metricsAddress = metrics?.address ?? null;

@@ -32,6 +32,11 @@ export function renderText(d: Diagnostic, lines: LineMap | undefined, options: T
   return out.join('\n');
 }
 
+/** Columns of source shown at most; a longer line is cut to a window around the span. */
+const MAX_EXCERPT = 160;
+/** Columns kept before the span when the line is cut. */
+const EXCERPT_LEAD = 40;
+
 function excerpt(
   lines: LineMap,
   startLine: number,
@@ -40,14 +45,26 @@ function excerpt(
   endColumn: number,
   c: (style: keyof typeof STYLE, s: string) => string,
 ): string[] {
-  const text = lines.lineText(startLine);
-  // Columns count code points: measure and cut the line in them too.
-  const chars = Array.from(text);
+  const full = lines.lineText(startLine);
+  // Columns count code points; cut the line by them (LineMap maps a column
+  // to its index without walking the line, which may be very long).
+  const length = lines.lineColumns(startLine);
+  const cut = (from: number, to: number) => full.slice(lines.indexOfColumn(startLine, from + 1), lines.indexOfColumn(startLine, to + 1));
   const gutter = String(startLine);
   const pad = ' '.repeat(gutter.length);
-  const last = endLine === startLine ? Math.max(endColumn, startColumn + 1) : chars.length + 1;
-  const width = Math.max(1, Math.min(last, chars.length + 1) - startColumn);
+  const last = endLine === startLine ? Math.max(endColumn, startColumn + 1) : length + 1;
+  let width = Math.max(1, Math.min(last, length + 1) - startColumn);
+  // A long line (generated configs put thousands of items on one) shows a window.
+  let from = 0;
+  let to = length;
+  if (length > MAX_EXCERPT) {
+    from = Math.max(0, startColumn - 1 - EXCERPT_LEAD);
+    to = Math.min(length, from + MAX_EXCERPT);
+    width = Math.max(1, Math.min(width, to - (startColumn - 1) + 1));
+  }
+  const shown = `${from > 0 ? '…' : ''}${cut(from, to)}${to < length ? '…' : ''}`;
   // Keep tabs in the marker prefix so the caret lines up under tabbed source.
-  const prefix = chars.slice(0, startColumn - 1).join('').replace(/[^\t]/gu, ' ');
-  return [`${pad} |`, `${gutter} | ${text}`, `${pad} | ${prefix}${c('error', '^'.repeat(width))}`];
+  const prefix = (from > 0 ? ' ' : '') + cut(from, startColumn - 1).replace(/[^\t]/gu, ' ');
+  return [`${pad} |`, `${gutter} | ${shown}`, `${pad} | ${prefix}${c('error', '^'.repeat(width))}`];
 }
+

@@ -143,3 +143,24 @@ describe('values in messages', () => {
     expect(messages(lb)).toEqual([expect.stringContaining('Invalid algorithm toString.')]);
   });
 });
+
+describe('chains of calls', () => {
+  const chain = (n: number) =>
+    'Iface e { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, input: f0 }\n' +
+    Array.from({ length: n }, (_, i) => (i + 1 < n ? `Filter::IP f${i} { f${i + 1} accept }` : `Filter::IP f${i} { if (ip.ttl == 1) { drop } accept }`)).join('\n');
+
+  it('compiles and generates code for a chain of 100 calls', async () => {
+    const { generateModule } = await import('../../compiler/codegen/emit.ts');
+    const { ir, diagnostics } = compileSource(chain(100), 'c.nacl');
+    expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    expect(generateModule(ir!).length).toBeGreaterThan(0);
+  });
+
+  it('refuses a deeper chain with one E113 at its head, before code generation could exhaust the stack', () => {
+    for (const n of [150, 1600]) {
+      const errors = compileSource(chain(n), 'c.nacl').diagnostics.filter((d) => d.severity === 'error');
+      expect(errors.map((d) => `${d.code} ${d.span.startLine}`)).toEqual(['E113 2']);
+      expect(errors[0]!.message).toContain(`f0 starts a chain of ${n} function calls`);
+    }
+  });
+});

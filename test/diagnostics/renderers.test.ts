@@ -92,3 +92,17 @@ describe('columns', () => {
     expect(sarif.runs[0]!.columnKind).toBe('unicodeCodePoints');
   });
 });
+
+describe('a very long line', () => {
+  it('is shown as a window around the error, the caret under it', () => {
+    const values = Array.from({ length: 200 }, (_, i) => `v${i}: ${i}`).join(' ');
+    const text = `${values} bad: 1 2\n`;
+    const result = checkSource(text, 'long.nacl');
+    const d = result.diagnostics.find((x) => x.code === 'E107')!;
+    const [, , shown, caret] = renderText(d, result.lines, { color: false }).split('\n');
+    expect(shown!.length).toBeLessThan(200);
+    expect(shown).toMatch(/^1 \| ….*bad: 1 2$/);
+    expect(shown!.indexOf('1 2')).toBe(caret!.indexOf('^'));
+    expect(caret).toMatch(/\^\^\^$/);
+  });
+});

@@ -29,7 +29,7 @@ describe('syslog message text', () => {
   });
 
   it('frames RFC 3164 with the local BSD timestamp, host and tag', () => {
-    expect(syslogDatagramText({ facility: 16, framing: 'rfc3164' }, 6, at, '10.0.0.1', 'hello')).toBe(`<134>${bsdTimestamp(at)} 10.0.0.1 nacl[1]: hello`);
+    expect(syslogDatagramText({ facility: 16, framing: 'rfc3164' }, 6, at, '10.0.0.1', 'hello')).toMatch(/^<134>Nov [ \d]\d \d\d:\d\d:05 10\.0\.0\.1 nacl\[1\]: hello$/);
   });
 
   it('prints the console line as <PRI> FACILITY.SEVERITY TIME nacl: MSG', () => {

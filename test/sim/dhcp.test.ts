@@ -148,4 +148,20 @@ describe('DHCP on an Iface', () => {
     run(sim, server, 1_500);
     expect(sim.appliance.ifaces.get('eth0')!.address).toBe(ip(LEASED));
   });
+
+  it('after losing its lease, falls back to its static values 10 s later and takes a lease again when the server returns (dhcp-with-fallback)', () => {
+    const sim = new Sim('Iface eth0 { index: 0, config: dhcp-with-fallback, address: 10.9.0.7, netmask: 255.255.255.0 }', 1);
+    const server = sim.host('server', 0, SERVER, 24);
+    run(sim, server, 1_500, { leaseTime: 120 });
+    expect(sim.appliance.ifaces.get('eth0')!.address).toBe(ip(LEASED));
+    // The server goes silent past the lease's end, and ten seconds more.
+    run(sim, server, 119_000 + 12_000, { silent: true });
+    expect(sim.appliance.ifaces.get('eth0')!.address).toBe(ip('10.9.0.7'));
+    expect(sim.logs).toContain('[ eth0 ] DHCP request timed out. Applying the fallback configuration while still asking for a lease.');
+    // Back after ten minutes: the next DISCOVER (a minute apart by then) gets the lease.
+    run(sim, server, 600_000, { silent: true });
+    run(sim, server, 65_000);
+    expect(sim.appliance.ifaces.get('eth0')!.address).toBe(ip(LEASED));
+  });
 });
+

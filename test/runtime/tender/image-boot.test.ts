@@ -240,6 +240,26 @@ Filter::IP fw {
     expect(stderr).toBe(`nacl: --metrics 127.0.0.1:${port}: the port is in use\n`);
   });
 
+  it('exits 2 at once, the NIC it opened closed again, when the capture file cannot be opened', async () => {
+    // A UDP NIC holds a socket: left open after the error, it kept the process alive.
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', join(EXAMPLES_DIR, 'cidr.nacl'), '--nic', `0=udp:${port},127.0.0.1:9`, '--pcap-out', join(dir, 'no', 'such', 'dir')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const status = await new Promise((r) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        r('still running after 10 s');
+      }, 10_000);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        r(code);
+      });
+    });
+    expect(status).toBe(2);
+    expect(stderr).toMatch(/^nacl: .*no such/i);
+  });
+
   it('gives a NIC the MAC the operator names, so two appliances of one image can share a link', async () => {
     const loaded = readImage(imageOf(example('cidr.nacl')));
     if (!loaded.ok) throw new Error(loaded.message);
