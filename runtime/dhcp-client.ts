@@ -110,7 +110,6 @@ export class DhcpClient {
         }
         if (now < this.#nextRetry) return [];
         return this.#retryDiscover(now);
-
       case 'bound':
       case 'renewing':
       case 'rebinding':
