@@ -2,7 +2,7 @@ import vm from 'node:vm';
 import { generateModule } from '../compiler/codegen/emit.ts';
 import type { FunctionState, GeneratedModule, GeneratedRuntime, PacketView, TraceSink } from '../compiler/codegen/runtime-api.ts';
 import { segmentKey } from '../compiler/codegen/segments.ts';
-import type { Ir } from '../compiler/ir.ts';
+import { CT_STATE, type Ir } from '../compiler/ir.ts';
 import { interpretModule } from './filter-interpreter.ts';
 import { filterPath } from './filter-path.ts';
 
@@ -23,8 +23,12 @@ export interface BenchResult {
   readonly verdicts: { readonly accept: number; readonly drop: number };
 }
 
-/** A runtime whose logging goes nowhere: benchmarks measure deciding, not printing. */
-const QUIET = '({ logEnabled: false, ctState: () => 1, log() {}, syslog() {}, nat() {} })';
+/**
+ * A runtime whose logging goes nowhere: benchmarks measure deciding, not
+ * printing. The conntrack "handle" the loop passes is the state itself
+ * (1 = new unless a packet SPEC says `ct=`; -1 = no entry).
+ */
+const QUIET = '({ logEnabled: false, ctState: (ct) => ct, log() {}, syslog() {}, nat() {} })';
 const NO_TRACE = '({ enter() {}, condition: (_r, _f, x) => x, guard: (_r, _p, x) => x, statement() {} })';
 
 /*
@@ -34,14 +38,14 @@ const NO_TRACE = '({ enter() {}, condition: (_r, _f, x) => x, guard: (_r, _p, x)
  * would otherwise be charged to the generated code alone. It reads no
  * globals, so it costs the same in either context.
  */
-const LOOP = `(function (run, paths, views, state, seconds, now) {
+const LOOP = `(function (run, paths, views, state, seconds, now, cts) {
   let accept = 0, drop = 0;
   const runOne = (i) => {
     const path = paths[i], view = views[i];
     for (let k = 0; k < path.length; k++) {
       state.rule = -1;
       state.step = 0;
-      if (run(path[k], view, state, 0) === 0) { drop++; return; }
+      if (run(path[k], view, state, CT) === 0) { drop++; return; }
     }
     accept++;
   };
@@ -74,10 +78,18 @@ type Loop = (
   state: FunctionState,
   seconds: number,
   now: () => number,
+  cts: Int32Array | null,
 ) => { count: number; elapsed: number; accept: number; drop: number };
 
+/**
+ * The loop's source: the conntrack state is a constant unless some packet
+ * says otherwise, so the common case pays no load per packet for it.
+ */
+const loopSource = (perPacketCt: boolean) => LOOP.replace('CT', perPacketCt ? 'cts[i]' : '1');
+
 /** The engine's functions and the timing loop, in the same context. */
-function prepare(ir: Ir, engine: 'compiled' | 'interpreter'): { module: GeneratedModule; loop: Loop } {
+function prepare(ir: Ir, engine: 'compiled' | 'interpreter', perPacketCt: boolean): { module: GeneratedModule; loop: Loop } {
+  const LOOP = loopSource(perPacketCt);
   if (engine === 'interpreter') {
     return { module: interpretModule(ir, vm.runInThisContext(QUIET) as GeneratedRuntime), loop: vm.runInThisContext(LOOP) as Loop };
   }
@@ -87,15 +99,17 @@ function prepare(ir: Ir, engine: 'compiled' | 'interpreter'): { module: Generate
   return { module, loop: vm.runInContext(LOOP, context) as Loop };
 }
 
-export function benchFilter(ir: Ir, iface: string, datagrams: readonly Uint8Array[], seconds: number, engine: 'compiled' | 'interpreter'): BenchResult {
-  const { module, loop } = prepare(ir, engine);
+/** `cts`: each packet's conntrack state (CT_STATE, -1 for none); all `new` when absent. */
+export function benchFilter(ir: Ir, iface: string, datagrams: readonly Uint8Array[], seconds: number, engine: 'compiled' | 'interpreter', cts?: readonly number[]): BenchResult {
+  const perPacketCt = cts !== undefined && cts.some((c) => c !== CT_STATE.new);
+  const { module, loop } = prepare(ir, engine, perPacketCt);
   const views: PacketView[] = datagrams.map((bytes) => ({ bytes, l3: 0, l4: (bytes[0]! & 15) * 4, end: bytes.length }));
   const segments = new Map(module.segments.map((names, k) => [segmentKey(names), k]));
   const paths: number[][] = datagrams.map((d) => {
     const dst = ((d[16]! << 24) | (d[17]! << 16) | (d[18]! << 8) | d[19]!) >>> 0;
     return (filterPath(ir, iface, dst) ?? []).map((run) => segments.get(segmentKey(run))!);
   });
-  const { count, elapsed, accept, drop } = loop(module.run, paths, views, { rule: -1, step: 0 }, seconds, () => Number(process.hrtime.bigint()));
+  const { count, elapsed, accept, drop } = loop(module.run, paths, views, { rule: -1, step: 0 }, seconds, () => Number(process.hrtime.bigint()), perPacketCt ? Int32Array.from(cts!) : null);
   const secondsTaken = elapsed / 1e9;
   return {
     mode: 'filter',

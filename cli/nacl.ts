@@ -71,7 +71,7 @@ program
   .option('--random <n>', 'also N random packets biased to the config\'s constants (default 1000 when no --packet)')
   .option('--seconds <s>', 'how long to measure', '3')
   .option('--interpreter', 'run the reference interpreter instead of the compiled code')
-  .addOption(new Option('--mode <mode>', 'filter: the compiled chains; dataplane: the image booted as nacl boot runs it, 64-byte frames from one in-process NIC to another').default('filter'))
+  .addOption(new Option('--mode <mode>', 'filter: the compiled chains the destination selects, before any NAT (a port forward\'s forward chain is timed by dataplane); dataplane: the image booted as nacl boot runs it, 64-byte frames from one in-process NIC to another').default('filter'))
   .option('--flows <n>', 'dataplane: spread the packets over N flows')
   .addOption(new Option('--format <format>', 'text or json').default('text'))
   .action(run(async () => (await import('./commands/bench.ts')).runBench));

@@ -155,32 +155,30 @@ class Builder {
   private scalarOffsets(node: Scalar): (offset: number) => number {
     const [start, valueEnd] = node.range!;
     if (node.type === Scalar.BLOCK_LITERAL || node.type === Scalar.BLOCK_FOLDED) {
+      // Each source line's text appears in the value in order, whatever the
+      // style does between lines (a literal keeps the breaks, a folded one
+      // turns them into spaces) and whatever indentation indicator set the
+      // indent: find each line's text in the value and map through it.
       const value = String(node.value);
-      const headerEnd = this.text.indexOf('\n', start) + 1;
-      const sourceLines: { start: number; indent: number }[] = [];
-      let pos = headerEnd;
-      const indentOf = (at: number) => {
-        let i = 0;
-        while (this.text[at + i] === ' ') i++;
-        return i;
-      };
-      let blockIndent = -1;
-      while (pos < valueEnd && pos > 0) {
+      const segments: { valueStart: number; sourceStart: number }[] = [];
+      let pos = this.text.indexOf('\n', start) + 1;
+      let cursor = 0;
+      while (pos > 0 && pos < valueEnd) {
         const lineEnd = this.text.indexOf('\n', pos);
-        const end = lineEnd < 0 ? this.text.length : lineEnd;
-        const indent = indentOf(pos);
-        if (blockIndent < 0 && end - pos > indent) blockIndent = indent;
-        sourceLines.push({ start: pos, indent });
-        pos = end + 1;
+        const line = this.text.slice(pos, lineEnd < 0 ? this.text.length : lineEnd).replace(/\r$/, '');
+        const trimmed = line.trimStart();
+        const at = trimmed ? value.indexOf(trimmed, cursor) : -1;
+        if (at >= 0) {
+          segments.push({ valueStart: at, sourceStart: pos + line.length - trimmed.length });
+          cursor = at + trimmed.length;
+        }
+        pos = lineEnd < 0 ? -1 : lineEnd + 1;
       }
-      const valueLineStarts = [0];
-      for (let i = 0; i < value.length; i++) if (value[i] === '\n') valueLineStarts.push(i + 1);
       return (offset) => {
-        let line = 0;
-        while (line + 1 < valueLineStarts.length && valueLineStarts[line + 1]! <= offset) line++;
-        const src = sourceLines[line];
-        if (!src) return valueEnd;
-        return src.start + Math.min(Math.max(blockIndent, 0), src.indent) + (offset - valueLineStarts[line]!);
+        let k = segments.length - 1;
+        while (k > 0 && segments[k]!.valueStart > offset) k--;
+        const seg = segments[k];
+        return seg ? Math.min(seg.sourceStart + Math.max(0, offset - seg.valueStart), valueEnd) : valueEnd;
       };
     }
     const quote = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE ? 1 : 0;

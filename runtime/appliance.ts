@@ -194,7 +194,7 @@ export class Appliance {
         const q = port < 0 ? null : port;
         if (kind === 'dnat') this.nat.dnat(p as Packet, ct, a, q);
         else this.nat.snat(p as Packet, ct, a, q);
-        if (before) this.trace({ kind: 'builtin', iface: '', hook: '', step: kind, before, after: addresses(p as Packet) });
+        if (before) this.trace({ kind: 'builtin', iface: this.tracedChain.iface, hook: this.tracedChain.hook, step: kind, before, after: addresses(p as Packet) });
       },
     };
     this.buildPorts();
@@ -496,7 +496,11 @@ export class Appliance {
   private runChain(inet: Inet, hook: 'prerouting' | 'input' | 'output' | 'postrouting' | 'forward', steps: readonly ChainStep[], pkt: Packet, handle: number): boolean {
     if (steps.length === 0) return true;
     const tracer = this.options.tracer;
-    if (tracer) tracer({ kind: 'hook', iface: inet.name, hook });
+    if (tracer) {
+      tracer({ kind: 'hook', iface: inet.name, hook });
+      this.tracedChain.iface = inet.name;
+      this.tracedChain.hook = hook;
+    }
     this.current = pkt;
     for (let i = 0; i < steps.length; i++) {
       const step = steps[i]!;
@@ -616,6 +620,9 @@ export class Appliance {
   }
 
   // --- forwarding ----------------------------------------------------------------
+
+  /** The chain being run, for trace events raised inside it (a Nat function's dnat/snat). */
+  private readonly tracedChain = { iface: '', hook: '' };
 
   /** Whether the frame being received was sent to a group (broadcast or multicast) MAC. */
   private groupFrame = false;

@@ -1,4 +1,5 @@
 import { benchFilter, type BenchResult } from '../../appliances/bench.ts';
+import { CT_STATE } from '../../compiler/ir.ts';
 import { randomSpecs } from '../../appliances/random-packets.ts';
 import { buildDatagram, parsePacketSpec, type PacketSpec } from '../../runtime/packet-spec.ts';
 import { parseFormat, UsageError } from '../io.ts';
@@ -42,6 +43,9 @@ export async function runBench(file: string, options: BenchOptions): Promise<num
   specs.push(...randomSpecs(ir, random));
   if (specs.length === 0) throw new UsageError('no packets to measure: give --packet SPEC, or --random N with N of at least 1');
   let result: BenchResult;
+  if (mode === 'dataplane' && specs.some((s) => s.ct !== undefined)) {
+    throw new UsageError('ct= applies to --mode filter only: the dataplane tracks real flows, so its packets are in whatever state conntrack gives them');
+  }
   if (mode === 'dataplane') {
     const { benchDataplane } = await import('../../appliances/bench-dataplane.ts');
     const { runtimeBundle } = await import('../runtime-bundle.ts');
@@ -49,7 +53,9 @@ export async function runBench(file: string, options: BenchOptions): Promise<num
     if (!Number.isInteger(flows) || flows < 1) throw new UsageError(`--flows must be a positive whole number, not '${options.flows}'`);
     result = await benchDataplane(ir, options.iface, specs, seconds, flows, runtimeBundle());
   } else {
-    result = benchFilter(ir, options.iface, specs.map(buildDatagram), seconds, options.interpreter ? 'interpreter' : 'compiled');
+    // ct=invalid means no conntrack entry: what every function drops.
+    const cts = specs.map((s) => (s.ct === undefined ? CT_STATE.new : s.ct === 'invalid' ? -1 : CT_STATE[s.ct]));
+    result = benchFilter(ir, options.iface, specs.map(buildDatagram), seconds, options.interpreter ? 'interpreter' : 'compiled', cts);
   }
   if (format === 'json') {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -15,7 +15,7 @@ export function runTrace(file: string, options: { iface: string; packet: string;
     throw new UsageError(`no Iface named ${options.iface} in ${file} (Ifaces: ${ir.ifaces.map((i) => i.name).join(', ') || 'none'})`);
   }
   const result = new Tracer(ir).run(options.iface, spec.spec);
-  process.stdout.write(format === 'json' ? JSON.stringify(result, null, 2) + '\n' : renderTrace(result, file));
+  process.stdout.write(format === 'json' ? JSON.stringify(jsonOf(result), null, 2) + '\n' : renderTrace(result, file));
   return 0;
 }
 
@@ -88,3 +88,14 @@ export function renderTrace(r: TraceResult, file: string): string {
 function ip(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
+
+/** The trace as JSON: compared addresses dotted, as the text shows them. */
+function jsonOf(result: TraceResult): unknown {
+  return {
+    ...result,
+    steps: result.steps.map((s) =>
+      s.kind === 'condition' ? { ...s, fields: Object.fromEntries(Object.entries(s.fields).map(([f, v]) => [f, f.endsWith('addr') ? ip(v) : v])) } : s,
+    ),
+  };
+}
+

@@ -164,6 +164,15 @@ Filter::IP only_ping { Filter::ICMP { accept } drop }
   });
 });
 
+describe('nacl trace --format json', () => {
+  it('names the hook of a Nat function\'s rewrite and shows compared addresses dotted, as the text does', () => {
+    const r = nacl(['trace', join(EXAMPLES_DIR, 'demo.nacl'), '--iface', 'wan', '--packet', 'tcp 198.51.100.7:40000 -> 198.51.100.10:8080', '--format', 'json']);
+    const steps = JSON.parse(r.stdout).steps as { kind: string; [k: string]: unknown }[];
+    expect(steps.find((s) => s.kind === 'builtin' && s['step'] === 'dnat')).toMatchObject({ iface: 'wan', hook: 'prerouting' });
+    expect(steps.find((s) => s.kind === 'condition' && 'ip.saddr' in (s['fields'] as object))).toMatchObject({ fields: { 'ip.saddr': '198.51.100.7' } });
+  });
+});
+
 describe('nacl trace', () => {
   it('shows each rule with its source line and the values compared, and the verdict', () => {
     const r = nacl(['trace', join(dir, 'fw.nacl'), '--iface', 'eth0', '--packet', 'tcp 10.0.0.5:40000 -> 10.0.0.1:80']);

@@ -70,6 +70,18 @@ describe('nacl bench', () => {
     expect(filter.stderr).toContain('--flows applies to --mode dataplane only');
   });
 
+  it('measures packets with the conntrack state their SPEC gives (ct=), in filter mode only', () => {
+    const spec = 'udp 198.51.100.7:53 -> 10.1.0.10:33000';
+    const run = (extra: string[]) => JSON.parse(nacl(['bench', example('demo.nacl'), '--iface', 'wan', '--seconds', '0.2', '--format', 'json', ...extra]).stdout);
+    // demo.nacl's forward policy accepts an established flow and drops this one as new.
+    expect(run(['--packet', `${spec} ct=established`]).verdicts).toMatchObject({ drop: 0 });
+    expect(run(['--packet', spec]).verdicts).toMatchObject({ accept: 0 });
+    expect(run(['--packet', `${spec} ct=established`, '--interpreter']).verdicts).toMatchObject({ drop: 0 });
+    const dataplane = nacl(['bench', example('demo.nacl'), '--iface', 'wan', '--packet', `${spec} ct=established`, '--mode', 'dataplane']);
+    expect(dataplane.status).toBe(2);
+    expect(dataplane.stderr).toContain('ct= applies to --mode filter only');
+  });
+
   it('exits 2 when there is no packet to measure (--random 0 and no --packet)', () => {
     for (const mode of ['filter', 'dataplane']) {
       const r = nacl(['bench', example('syslog.nacl'), '--iface', 'eth0', '--random', '0', '--mode', mode]);

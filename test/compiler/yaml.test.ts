@@ -45,6 +45,17 @@ describe('the YAML form', () => {
     expect(errors(yaml)).toEqual(['E104 6:10']);
   });
 
+  it.each([
+    ['a literal block with an indentation indicator', ['    body: |2', '        accept', '        if (ip.daddr == 10.0.0.999) { drop }']],
+    ['a folded block', ['    body: >', '      accept', '', '      if (ip.daddr == 10.0.0.999) { drop }']],
+    ['a folded block without the final break', ['    body: >-', '      accept', '      if (ip.daddr == 10.0.0.999) { drop }']],
+  ])('reports an error in %s at its line and column', (_name, body) => {
+    const yaml = ['Filter:', '  f:', '    subtype: IP', ...body, ''].join('\n');
+    const line = body.length + 3;
+    const column = body[body.length - 1]!.indexOf('10.0.0.999') + 1;
+    expect(errors(yaml)).toEqual([`E405 ${line}:${column}`]);
+  });
+
   it('reports a value that is not NaCl at its YAML position', () => {
     expect(errors('values:\n  x: 1.2.3\n')).toEqual(['E106 2:6']);
   });
