@@ -135,6 +135,9 @@ export class LoadBalancer {
       this.counters.clients_wait_timeout++;
       waiting.client.connection.abort();
     }
+    // Clients queued when no connection could be made (every port taken) are
+    // retried here: nothing else would wake them once no session is left to end.
+    if (this.queue.length > 0) this.drain();
     this.counters.waiting = this.queue.length;
     this.counters.nodes_up = this.nodes.filter((n) => n.state === 'up').length;
     this.counters.nodes_down = this.nodes.filter((n) => n.state === 'down').length;

@@ -75,6 +75,8 @@ export interface TcpStackCounters {
   /** Connections that ended without TIME-WAIT because MAX_TIME_WAIT were in it. */
   time_wait_overflow: number;
   no_ephemeral_port: number;
+  /** Connections of ours ended early in TIME-WAIT to free a port for a new one. */
+  time_wait_reclaimed: number;
 }
 
 interface Entry {
@@ -93,11 +95,18 @@ interface Listening {
 }
 
 export class TcpStack {
-  readonly counters: TcpStackCounters = { segments_rx: 0, bad_segments: 0, connections_accepted: 0, connections_opened: 0, syn_backlog_evictions: 0, time_wait_reopened: 0, time_wait_overflow: 0, no_ephemeral_port: 0 };
+  readonly counters: TcpStackCounters = { segments_rx: 0, bad_segments: 0, connections_accepted: 0, connections_opened: 0, syn_backlog_evictions: 0, time_wait_reopened: 0, time_wait_overflow: 0, no_ephemeral_port: 0, time_wait_reclaimed: 0 };
   private readonly listeners = new Map<number, Listening>();
   private readonly entries = new Map<string, Entry>();
   private holding = false;
   private timeWaiting = 0;
+  /**
+   * Connections of ours that entered TIME-WAIT holding an ephemeral port,
+   * oldest first (some may have ended since): what `connect` reclaims when
+   * every port is taken. `timeWaitHead` is the first not yet looked at.
+   */
+  private timeWaitOrder: Entry[] = [];
+  private timeWaitHead = 0;
   /** The entries not in TIME-WAIT, whose timers run at every tick. */
   private readonly active = new Set<Entry>();
   private timeWaitScanAt = 0;
@@ -131,7 +140,11 @@ export class TcpStack {
 
   /** Opens a connection; null when no ephemeral port is free (counted). */
   connect(remoteAddress: number, remotePort: number, onEvent: (e: TcpEvent) => void): TcpSocket | null {
-    const localPort = this.host.ports.allocate();
+    let localPort = this.host.ports.allocate();
+    // Every port taken, mostly by connections of ours lingering in TIME-WAIT
+    // (a balancer closes its backend connections first): end the oldest
+    // early, as Linux does past tcp_max_tw_buckets, rather than refuse.
+    if (localPort < 0 && this.reclaimTimeWait()) localPort = this.host.ports.allocate();
     if (localPort < 0) {
       this.counters.no_ephemeral_port++;
       return null;
@@ -140,6 +153,27 @@ export class TcpStack {
     const entry = this.open(localPort, remoteAddress, remotePort, null, true, (options) => TcpConnection.connect(options));
     entry.socket.onEvent = onEvent;
     return entry.socket;
+  }
+
+  /** Ends the oldest connection of ours still in TIME-WAIT, freeing its port; false if there is none. */
+  private reclaimTimeWait(): boolean {
+    while (this.timeWaitHead < this.timeWaitOrder.length) {
+      const entry = this.timeWaitOrder[this.timeWaitHead++]!;
+      if (!entry.timeWait) continue;
+      // In TIME-WAIT an abort sends nothing: the connection just ends, and its port is released.
+      entry.socket.connection.abort();
+      this.counters.time_wait_reclaimed++;
+      this.compactTimeWaitOrder();
+      return true;
+    }
+    this.compactTimeWaitOrder();
+    return false;
+  }
+
+  private compactTimeWaitOrder(): void {
+    if (this.timeWaitHead < 1024 || this.timeWaitHead * 2 < this.timeWaitOrder.length) return;
+    this.timeWaitOrder = this.timeWaitOrder.slice(this.timeWaitHead).filter((e) => e.timeWait);
+    this.timeWaitHead = 0;
   }
 
   /**
@@ -259,6 +293,7 @@ export class TcpStack {
         this.timeWaiting++;
         entry.timeWait = true;
         this.active.delete(entry);
+        if (entry.ephemeral) this.timeWaitOrder.push(entry);
         return true;
       },
     });

@@ -1,6 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { PortAllocator } from '../../runtime/port-allocator.ts';
 import { CHECK_INTERVAL, CHECK_RETRY, LoadBalancer, WAIT_TIMEOUT } from '../../appliances/load-balancer.ts';
 import type { IrLoadBalancer, LbAlgorithm } from '../../compiler/ir.ts';
 import { parseIpv4Address } from '../../runtime/wire/ipv4.ts';
@@ -20,6 +21,8 @@ interface Options {
   waitQueueLimit?: number;
   /** Nodes that listen at start (default: all). */
   up?: number[];
+  /** The servers' side ephemeral ports (default: all of 49152-65535). */
+  serverPorts?: PortAllocator;
 }
 
 function setup(options: Options = {}) {
@@ -32,7 +35,8 @@ function setup(options: Options = {}) {
     clients: { iface: 'outside', port: 80, waitQueueLimit: options.waitQueueLimit ?? 1000, sessionLimit: options.sessionLimit ?? 1000 },
     servers: { iface: 'inside', algorithm: options.algorithm ?? 'round_robin', pool: Array.from({ length: count }, (_, i) => ({ address: `10.0.2.${10 + i}`, port: 8000 })) },
   };
-  const lb = new LoadBalancer(ir, { clients: net.stack('10.0.1.1'), servers: net.stack('10.0.2.1'), now: () => net.now, log: (l) => logs.push(l) });
+  const servers = net.stack('10.0.2.1', undefined, options.serverPorts);
+  const lb = new LoadBalancer(ir, { clients: net.stack('10.0.1.1'), servers, now: () => net.now, log: (l) => logs.push(l) });
   net.onTick((now) => lb.tick(now));
   const nodes = Array.from({ length: count }, (_, i) => net.stack(`10.0.2.${10 + i}`));
   const up = options.up ?? nodes.map((_, i) => i);
@@ -52,10 +56,25 @@ function setup(options: Options = {}) {
     net.advance(100);
     return c.received().split('\n')[0]!;
   };
-  return { net, lb, nodes, logs, connect, servedBy, listen };
+  return { net, lb, nodes, logs, connect, servedBy, listen, servers };
 }
 
 describe('the load balancer', () => {
+  it('serves a client it queued when no port was free as soon as one is, with no session ending to wake it', () => {
+    const { net, lb, servers, connect } = setup({ nodes: 1, serverPorts: new PortAllocator(() => 0, 50000, 50000) });
+    // Something else holds the servers' side only port.
+    const holder = servers.connect(parseIpv4Address('10.0.2.10')!, 8000, () => {});
+    net.advance(100);
+    const c = connect('x', { keepOpen: true });
+    net.advance(500);
+    expect(c.received()).toBe('');
+    expect(lb.counters.waiting).toBe(1);
+    holder!.connection.abort();
+    net.advance(500);
+    expect(c.received()).toBe('node0\nx');
+    expect(lb.counters.waiting).toBe(0);
+  });
+
   it('checks every node at start with a plain TCP connect', () => {
     const { lb } = setup({ up: [0, 2] });
     expect(lb.counters.health_checks).toBe(3);

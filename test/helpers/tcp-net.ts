@@ -19,14 +19,14 @@ export class TcpNet {
   /** One seeded generator for every stack's ports and ISN secret, so runs repeat. */
   private readonly random = prng(1);
 
-  stack(address: string, maxTimeWait?: number): TcpStack {
+  stack(address: string, maxTimeWait?: number, ports?: PortAllocator): TcpStack {
     const a = parseIpv4Address(address)!;
     const random = this.random;
     const stack = new TcpStack({
       address: () => a,
       send: (remote, segment) => this.queue.push({ src: a, dst: remote, segment: { ...segment, payload: segment.payload.slice() } }),
       now: () => this.now,
-      ports: new PortAllocator(random),
+      ports: ports ?? new PortAllocator(random),
       random,
       ...(maxTimeWait !== undefined ? { maxTimeWait } : {}),
     });

@@ -155,6 +155,22 @@ describe('the TCP stack of an address', () => {
     expect(here.counters.time_wait_overflow).toBe(2);
   });
 
+  it('ends its oldest connection in TIME-WAIT to free a port when every ephemeral port is taken', () => {
+    const net = new TcpNet();
+    const server = net.stack('10.0.0.2');
+    echoServer(server, 80, 'srv');
+    // Three ports; the clients close first, so each port lingers in TIME-WAIT after its connection.
+    const here = net.stack('10.0.0.1', undefined, new PortAllocator(() => 0, 50000, 50002));
+    for (let i = 0; i < 5; i++) {
+      const c = client(here, '10.0.0.2', 80, `c${i}`);
+      net.advance(500);
+      expect(c.received()).toBe(`srv\nc${i}`);
+    }
+    expect(here.counters.no_ephemeral_port).toBe(0);
+    expect(here.counters.time_wait_reclaimed).toBe(2);
+    expect(here.size).toBe(3);
+  });
+
   it('counts a malformed segment and takes it, so it gets no RST', () => {
     const { stack } = lone();
     expect(stack.receive(B, new Uint8Array(10), 0, 10)).toBe(true);
