@@ -19,6 +19,24 @@ const dir = mkdtempSync(join(tmpdir(), 'nacl-image-'));
 const runtime = readFileSync(join(ROOT, 'dist', 'runtime-bundle.js'), 'utf8');
 const example = (name: string) => readFileSync(join(EXAMPLES_DIR, name), 'utf8');
 
+/** Runs nacl to its exit: its status, or a note that it was still running after 10 s (then killed). */
+async function runToExit(args: string[]): Promise<{ status: number | string | null; stderr: string }> {
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const status = await new Promise<number | string | null>((r) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      r('still running after 10 s');
+    }, 10_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      r(code);
+    });
+  });
+  return { status, stderr };
+}
+
 function imageOf(text: string, name = 'x.nacl') {
   const ir = compileSource(text, name).ir!;
   return writeImage(ir, generateModule(ir), runtime);
@@ -222,19 +240,7 @@ Filter::IP fw {
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
     const port = (taken.address() as { port: number }).port;
     // Before, the appliance was started first and its timers kept the process alive after the error.
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', join(EXAMPLES_DIR, 'cidr.nacl'), '--nic', '0=memory:busy', '--metrics', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const status = await new Promise((r) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        r('still running after 10 s');
-      }, 10_000);
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        r(code);
-      });
-    });
+    const { status, stderr } = await runToExit(['run', join(EXAMPLES_DIR, 'cidr.nacl'), '--nic', '0=memory:busy', '--metrics', `127.0.0.1:${port}`]);
     taken.close();
     expect(status).toBe(2);
     expect(stderr).toBe(`nacl: --metrics 127.0.0.1:${port}: the port is in use\n`);
@@ -243,19 +249,7 @@ Filter::IP fw {
   it('exits 2 at once, the NIC it opened closed again, when the capture file cannot be opened', async () => {
     // A UDP NIC holds a socket: left open after the error, it kept the process alive.
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', join(EXAMPLES_DIR, 'cidr.nacl'), '--nic', `0=udp:${port},127.0.0.1:9`, '--pcap-out', join(dir, 'no', 'such', 'dir')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const status = await new Promise((r) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        r('still running after 10 s');
-      }, 10_000);
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        r(code);
-      });
-    });
+    const { status, stderr } = await runToExit(['run', join(EXAMPLES_DIR, 'cidr.nacl'), '--nic', `0=udp:${port},127.0.0.1:9`, '--pcap-out', join(dir, 'no', 'such', 'dir')]);
     expect(status).toBe(2);
     expect(stderr).toMatch(/^nacl: .*no such/i);
   });
