@@ -49,11 +49,23 @@ export interface RouteSpec {
 /** NaCl's default cost (`NaCl:type_processors/gateway.py`, 4.1). */
 export const DEFAULT_ROUTE_COST = 1;
 
+/** Up to this many routes, a scan beats hashing per distinct netmask. */
+const LINEAR_ROUTES = 16;
+
 export class RoutingTable {
   /** In selection order: netmask descending, cost ascending, table order. */
   readonly routes: readonly Route[];
   readonly #nets: Uint32Array;
   readonly #masks: Uint32Array;
+  /**
+   * For a large table: its distinct netmasks, most specific first, and per
+   * netmask the first route (in selection order) of each network, keyed by
+   * the network as a signed int32 (a small integer: no allocation per
+   * lookup). A lookup costs one Map probe per distinct netmask, not one
+   * comparison per route; the answer is the linear scan's.
+   */
+  readonly #distinctMasks: Int32Array | null = null;
+  readonly #byNet: Map<number, number>[] = [];
 
   constructor(specs: readonly RouteSpec[]) {
     const routes = specs.map((spec, order) => ({
@@ -75,6 +87,18 @@ export class RoutingTable {
     this.routes = routes.map((entry) => entry.route);
     this.#nets = Uint32Array.from(this.routes, (route) => route.net);
     this.#masks = Uint32Array.from(this.routes, (route) => route.netmask);
+    if (this.routes.length > LINEAR_ROUTES) {
+      const masks: number[] = [];
+      this.routes.forEach((route, i) => {
+        if (masks[masks.length - 1] !== route.netmask) {
+          masks.push(route.netmask);
+          this.#byNet.push(new Map());
+        }
+        const byNet = this.#byNet[this.#byNet.length - 1]!;
+        if (!byNet.has(route.net | 0)) byNet.set(route.net | 0, i);
+      });
+      this.#distinctMasks = Int32Array.from(masks, (m) => m | 0);
+    }
   }
 
   /** The routes of a Gateway's IR; throws on an address the compiler should have rejected. */
@@ -93,6 +117,14 @@ export class RoutingTable {
 
   /** Index into `routes` of the route for `dst`, or -1: no route, drop (4.2). */
   lookupIndex(dst: number): number {
+    const distinct = this.#distinctMasks;
+    if (distinct !== null) {
+      for (let k = 0; k < distinct.length; k++) {
+        const i = this.#byNet[k]!.get(dst & distinct[k]!);
+        if (i !== undefined) return i;
+      }
+      return -1;
+    }
     const nets = this.#nets;
     const masks = this.#masks;
     for (let i = 0; i < nets.length; i++) {
