@@ -155,6 +155,16 @@ describe('the TCP stack of an address', () => {
     expect(here.counters.time_wait_overflow).toBe(2);
   });
 
+  it('completes a burst of 100 handshakes that arrive at once, resetting none', () => {
+    const net = new TcpNet();
+    const server = net.stack('10.0.0.2');
+    echoServer(server, 80, 'srv');
+    const clients = Array.from({ length: 100 }, (_, i) => client(net.stack(`10.0.1.${i + 1}`), '10.0.0.2', 80, `c${i}`));
+    net.advance(1000);
+    expect(clients.filter((c, i) => c.received() !== `srv\nc${i}`)).toEqual([]);
+    expect(server.counters.syn_backlog_evictions).toBe(0);
+  });
+
   it('ends its oldest connection in TIME-WAIT to free a port when every ephemeral port is taken', () => {
     const net = new TcpNet();
     const server = net.stack('10.0.0.2');
