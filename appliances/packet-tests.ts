@@ -1,7 +1,8 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 import { diagnostic, sortDiagnostics, type Diagnostic } from '../compiler/diagnostics/diagnostic.ts';
 import { schemaProblems } from '../compiler/diagnostics/schema-errors.ts';
+import { problemNode } from '../compiler/yaml-nodes.ts';
 import type { Ir } from '../compiler/ir.ts';
 import { LineMap, type Span } from '../grammar/span.ts';
 import { parsePacketSpec } from '../runtime/packet-spec.ts';
@@ -57,7 +58,7 @@ export function parseTestFile(text: string, file: string): TestFileResult {
   if (!validate(data ?? {})) {
     return fail(
       sortDiagnostics(schemaProblems(validate.errors ?? [], data ?? {}).map((p) => {
-        const node = p.key !== undefined ? keyNode(doc, p.path, p.key) : ((p.path.length ? doc.getIn(p.path, true) : doc.contents) as YamlNode | undefined);
+        const node = problemNode(doc, p.path, p.key);
         const where = p.path.length ? p.path.join('.') : 'the file';
         return diagnostic('E122', span(node), `${where}: ${p.message}`, { help: HELP });
       })),
@@ -82,16 +83,6 @@ export function parseTestFile(text: string, file: string): TestFileResult {
 }
 
 const HELP = 'a test is { name, iface, packet, expect: accept | drop | { verdict, dnat, snat, egress, delivered, rule } } (schemas/tests.schema.json)';
-
-/** The key node of `key` in the map at `path`, to point at an unknown key. */
-function keyNode(doc: Document, path: string[], key: string): YamlNode | undefined {
-  const parent = path.length ? doc.getIn(path, true) : doc.contents;
-  if (isMap(parent)) {
-    const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
-    if (pair && isScalar(pair.key)) return pair.key;
-  }
-  return (parent as YamlNode | undefined) ?? undefined;
-}
 
 export interface TestOutcome {
   readonly test: PacketTest;

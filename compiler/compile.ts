@@ -17,7 +17,8 @@ import { lowerToIr } from './lower.ts';
 import { applyAssignments, treeOf, UNTYPED_POLICY, type MemberPolicy, type MObject } from './members.ts';
 import { bind, type Element, type Namespace, type TypedElement } from './namespace.ts';
 import { Resolver } from './resolve.ts';
-import { isYamlFile, yamlToProgram } from './yaml-config.ts';
+import { yamlToProgram } from './yaml-config.ts';
+import { isYamlFile } from './yaml-file.ts';
 
 /*
  * The semantic compiler: AST in, diagnostics and IR out (architecture.md).

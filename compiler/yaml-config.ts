@@ -5,6 +5,7 @@ import { parseNacl } from '../grammar/parse.ts';
 import { LineMap, type Span } from '../grammar/span.ts';
 import configSchema from '../schemas/config.schema.json' with { type: 'json' };
 import { schemaProblems } from './diagnostics/schema-errors.ts';
+import { problemNode } from './yaml-nodes.ts';
 import { diagnostic, type Diagnostic } from './diagnostics/diagnostic.ts';
 
 /*
@@ -30,10 +31,6 @@ export interface YamlProgram {
   readonly lines: LineMap;
 }
 
-export function isYamlFile(file: string): boolean {
-  return /\.ya?ml$/i.test(file);
-}
-
 export function yamlToProgram(text: string, file: string): YamlProgram {
   const lines = new LineMap(file, text);
   const diagnostics: Diagnostic[] = [];
@@ -49,7 +46,7 @@ export function yamlToProgram(text: string, file: string): YamlProgram {
   const data = doc.toJS();
   if (!validateConfig(data ?? {})) {
     for (const p of schemaProblems(validateConfig.errors ?? [], data ?? {})) {
-      const node = nodeAt(doc, p.key !== undefined ? [...p.path, p.key] : p.path, p.key !== undefined);
+      const node = problemNode(doc, p.path, p.key);
       const range = node?.range ?? [0, 0];
       const where = p.path.length ? `at ${p.path.join('.')}` : 'at the top level';
       diagnostics.push(
@@ -63,17 +60,6 @@ export function yamlToProgram(text: string, file: string): YamlProgram {
   const builder = new Builder(text, lines, diagnostics);
   const elements = builder.document(doc);
   return { program: { ...empty, elements }, diagnostics, lines };
-}
-
-/** The YAML node at a path; for a key error, the key node. */
-function nodeAt(doc: Document, path: string[], wantKey: boolean): YamlNode | undefined {
-  if (!wantKey) return (doc.getIn(path, true) as YamlNode | undefined) ?? (doc.contents as YamlNode | undefined);
-  const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents;
-  if (isMap(parent)) {
-    const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === path[path.length - 1]);
-    if (pair && isScalar(pair.key)) return pair.key;
-  }
-  return parent as YamlNode | undefined;
 }
 
 class Builder {

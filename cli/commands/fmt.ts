@@ -1,6 +1,7 @@
 import { parseNacl } from '../../grammar/parse.ts';
 import { formatProgram } from '../../grammar/format.ts';
 import { hasErrors } from '../../compiler/diagnostics/diagnostic.ts';
+import { isYamlFile } from '../../compiler/yaml-file.ts';
 import type { LineMap } from '../../grammar/span.ts';
 import { readSource, UsageError, writeBytes } from '../io.ts';
 import { printDiagnostics } from './check.ts';
@@ -33,8 +34,7 @@ export function runFmt(files: string[], options: FmtOptions): number {
 }
 
 function fmtOne(file: string, options: FmtOptions): number {
-  // Not isYamlFile: importing the YAML reader (and ajv) would slow every fmt.
-  if (/\.ya?ml$/i.test(file)) throw new UsageError(`${file}: fmt formats the .nacl form; a YAML config keeps the layout you give it`);
+  if (isYamlFile(file)) throw new UsageError(`${file}: fmt formats the .nacl form; a YAML config keeps the layout you give it`);
   const text = readSource(file);
   const parsed = parseNacl(text, file);
   if (hasErrors(parsed.diagnostics)) {
