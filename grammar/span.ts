@@ -115,17 +115,16 @@ export class LineMap {
     return lo;
   }
 
-  /** The text of a 1-based line, without its line break. */
   /** Columns line `line` spans: its characters (code points), line break excluded. */
   lineColumns(line: number): number {
     const start = this.lineStarts[line - 1] ?? 0;
-    return this.column(start, start + this.lineText(line).length) - 1;
+    return this.column(start, start + this.lineLength(line)) - 1;
   }
 
   /** Where column `column` of line `line` starts, as an index into `lineText(line)` (clamped to its end). */
   indexOfColumn(line: number, column: number): number {
     const start = this.lineStarts[line - 1] ?? 0;
-    const length = this.lineText(line).length;
+    const length = this.lineLength(line);
     if (this.lowHalves === null) return Math.max(0, Math.min(column - 1, length));
     // column() grows with the offset: the first offset whose column reaches `column`.
     let lo = 0;
@@ -138,13 +137,20 @@ export class LineMap {
     return lo;
   }
 
+  /** The text of a 1-based line, without its line break. */
   lineText(line: number): string {
     const start = this.lineStarts[line - 1];
-    if (start === undefined) return '';
+    return start === undefined ? '' : this.text.slice(start, start + this.lineLength(line));
+  }
+
+  /** UTF-16 units of a 1-based line, without its line break (0 past the end). */
+  private lineLength(line: number): number {
+    const start = this.lineStarts[line - 1];
+    if (start === undefined) return 0;
     const next = this.lineStarts[line];
     let end = next === undefined ? this.text.length : next;
     while (end > start && (this.text.charCodeAt(end - 1) === 10 || this.text.charCodeAt(end - 1) === 13)) end--;
-    return this.text.slice(start, end);
+    return end - start;
   }
 }
 

@@ -22,6 +22,7 @@ import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from './wire/dhcp.ts';
 import { l4ChecksumValid } from './wire/l4-checksum.ts';
 import {
   formatIpv4Address,
+  isIpv4Multicast,
   ipv4DontFrag,
   ipv4Dst,
   ipv4FragOffset,
@@ -397,7 +398,7 @@ export class Appliance {
 
   /** Static addresses are up once start() ran; DHCP ones come later and are not waited for. */
   get ready(): boolean {
-    return [...this.ifaces.values()].every((i) => i.ir.config !== 'static' || !i.ir.address || i.address !== 0);
+    return this.inets.every((i) => i.ir.config !== 'static' || !i.ir.address || i.address !== 0);
   }
 
   // --- receive -----------------------------------------------------------------
@@ -461,7 +462,7 @@ export class Appliance {
   ipInput(inet: Inet, arrived: Packet, tracked?: number): void {
     inet.counters.packets_rx++;
     const src = ipv4Src(arrived.bytes, arrived.l3);
-    if (src >>> 28 === 0xe || src === 0xffffffff || (src === inet.broadcast && inet.address !== 0)) return inet.drop('bad-source');
+    if (isIpv4Multicast(src) || src === 0xffffffff || (src === inet.broadcast && inet.address !== 0)) return inet.drop('bad-source');
     let pkt: Packet | null = arrived;
     // Where connections are tracked, fragments are reassembled first, as
     // Linux's nf_defrag does: a fragment has no ports to track, and every
@@ -633,8 +634,9 @@ export class Appliance {
     // it in a link-layer broadcast (RFC 1812 5.3.4; Linux ip_forward drops
     // both). Silently: no ICMP error may answer either.
     let dst = ipv4Dst(pkt.bytes, pkt.l3);
-    if (!locallySourced && (dst >>> 28 === 0xe || (this.groupFrame && !this.isApplianceAddress(dst)))) {
-      ingress.drop(dst >>> 28 === 0xe ? 'multicast-not-routed' : 'link-broadcast-not-routed');
+    const multicast = isIpv4Multicast(dst);
+    if (!locallySourced && (multicast || (this.groupFrame && !this.isApplianceAddress(dst)))) {
+      ingress.drop(multicast ? 'multicast-not-routed' : 'link-broadcast-not-routed');
       if (this.tracer) this.trace({ kind: 'drop', iface: ingress.name, reason: 'not routed: a multicast destination, or a frame sent to a group MAC', rule: null });
       return;
     }
@@ -949,7 +951,7 @@ export class Appliance {
       this.env.log(syslogConsoleLine(settings, severity, this.env.clock.wallTime(), text));
       return;
     }
-    const from = [...this.ifaces.values()].find((i) => i.ir.vlan === null && 'index' in i.ir.nic && i.ir.nic.index === 0) ?? this.ifaces.values().next().value;
+    const from = this.inets.find((i) => i.ir.vlan === null && 'index' in i.ir.nic && i.ir.nic.index === 0) ?? this.inets[0];
     if (!from || from.address === 0) {
       this.counters.syslog_unsent++;
       return;

@@ -16,6 +16,7 @@ import { isIcmpError } from './conntrack.ts';
 import {
   decrementIpv4Ttl,
   IpProtocol,
+  isIpv4Multicast,
   ipv4Dst,
   ipv4FragOffset,
   ipv4Protocol,
@@ -204,7 +205,7 @@ export function forwardTtl(pkt: Packet, locallySourced: boolean): TtlVerdict {
 }
 
 function isMulticastOrBroadcast(addr: number): boolean {
-  return (addr >>> 28) === 0xe || addr >>> 0 === 0xffffffff;
+  return isIpv4Multicast(addr) || addr >>> 0 === 0xffffffff;
 }
 
 /**

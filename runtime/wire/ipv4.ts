@@ -272,6 +272,11 @@ export function rewriteIpv4Dst(bytes: Uint8Array, offset: number, addr: number):
 
 const DOTTED_QUAD = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
 
+/** 224.0.0.0/4, the multicast block (class D). */
+export function isIpv4Multicast(addr: number): boolean {
+  return addr >>> 28 === 0xe;
+}
+
 /**
  * "10.0.0.1" to 0x0a000001, or undefined. Strict dotted quad: leading zeros
  * are rejected because inet_aton would read them as octal (NaCl E108 too).
