@@ -10,7 +10,7 @@ export function ipv4(text: string): Uint8Array {
   return Uint8Array.from(text.split('.').map(Number));
 }
 
-function ethernet(dst: Uint8Array, src: Uint8Array, type: number, payload: Uint8Array): Uint8Array {
+export function ethernet(dst: Uint8Array, src: Uint8Array, type: number, payload: Uint8Array): Uint8Array {
   const f = new Uint8Array(14 + payload.length);
   f.set(dst, 0);
   f.set(src, 6);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Sim } from '../helpers/sim.ts';
+import { datagramOf, Sim } from '../helpers/sim.ts';
 
 const EDGE = `
 Iface wan { index: 0, address: 198.51.100.10, netmask: 255.255.255.0, prerouting: port_forward, masquerade: true }
@@ -85,66 +85,44 @@ describe('VLANs on a simulated network', () => {
   it.each([
     ['802.1ad (a provider S-tag)', 0x88a8],
     ['0x9100', 0x9100],
-  ])('drops and counts a frame whose only tag is %s: only 802.1Q selects a VLAN (section 14)', async (_name, tpid) => {
-    const { attach } = await import('../../runtime/drivers/memory.ts');
-    const { buildDatagram, parsePacketSpec } = await import('../../runtime/packet-spec.ts');
+  ])('drops and counts a frame whose only tag is %s: only 802.1Q selects a VLAN (section 14)', (_name, tpid) => {
     const sim = new Sim(VLANS, 1);
-    const nic = sim.net.createNic({ name: 'raw', mac: Uint8Array.of(2, 0, 0, 0, 0xc0, 9) });
-    attach(nic, sim.net.switch('seg0'));
-    const spec = parsePacketSpec('icmp 10.10.0.5 -> 10.10.0.1');
-    if (!spec.ok) throw new Error(spec.message);
-    const datagram = buildDatagram(spec.spec);
-    const frame = (type: number) => {
-      const f = new Uint8Array(18 + datagram.length);
-      f.set([2, 0, 0, 0, 0xa0, 0, 2, 0, 0, 0, 0xc0, 9, type >> 8, type & 255, 0, 10, 0x08, 0x00]);
-      f.set(datagram, 18);
-      return f;
-    };
-    nic.send([frame(tpid)]);
-    sim.settle();
+    const raw = sim.rawNic();
+    const datagram = datagramOf('icmp 10.10.0.5 -> 10.10.0.1');
+    // VID 10, then the IPv4 EtherType, then the datagram.
+    const tagged = new Uint8Array(4 + datagram.length);
+    tagged.set([0, 10, 0x08, 0x00]);
+    tagged.set(datagram, 4);
+    raw.send(sim.applianceMac(), tpid, tagged);
     expect(sim.appliance.statistics()['v10.packets_rx']).toBe(0);
     expect(sim.appliance.statistics()[`drop.ethertype-${tpid.toString(16)}`]).toBe(1);
     // The same frame with an 802.1Q tag reaches VLAN 10's Iface.
-    nic.send([frame(0x8100)]);
-    sim.settle();
+    raw.send(sim.applianceMac(), 0x8100, tagged);
     expect(sim.appliance.statistics()['v10.packets_rx']).toBe(1);
   });
 });
 
 describe('frames the appliance does not handle', () => {
   const ONE = 'Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }';
-  const frame = (type: number, payload: Uint8Array) => {
-    const f = new Uint8Array(14 + payload.length);
-    f.set([2, 0, 0, 0, 0xa0, 0, 2, 0, 0, 0, 0xc0, 9, type >> 8, type & 255]);
-    f.set(payload, 14);
-    return f;
-  };
 
-  it('counts unknown EtherTypes under a few names, not one counter per EtherType', async () => {
-    const { attach } = await import('../../runtime/drivers/memory.ts');
+  it('counts unknown EtherTypes under a few names, not one counter per EtherType', () => {
     const sim = new Sim(ONE, 1);
-    const nic = sim.net.createNic({ name: 'raw', mac: Uint8Array.of(2, 0, 0, 0, 0xc0, 9) });
-    attach(nic, sim.net.switch('seg0'));
+    const raw = sim.rawNic();
     const before = Object.keys(sim.appliance.statistics()).length;
-    nic.send(Array.from({ length: 500 }, (_, i) => frame(0xa000 + i, new Uint8Array(46))));
-    nic.send([frame(0x86dd, new Uint8Array(46))]);
-    sim.settle();
+    for (let i = 0; i < 500; i++) raw.send(sim.applianceMac(), 0xa000 + i, new Uint8Array(46));
+    raw.send(sim.applianceMac(), 0x86dd, new Uint8Array(46));
     const stats = sim.appliance.statistics();
     expect(stats['drop.ethertype-other']).toBe(500);
     expect(stats['drop.ethertype-86dd']).toBe(1);
     expect(Object.keys(stats).length - before).toBe(2);
   });
 
-  it('counts a malformed IPv4 packet as received and dropped', async () => {
-    const { attach } = await import('../../runtime/drivers/memory.ts');
+  it('counts a malformed IPv4 packet as received and dropped', () => {
     const sim = new Sim(ONE, 1);
-    const nic = sim.net.createNic({ name: 'raw', mac: Uint8Array.of(2, 0, 0, 0, 0xc0, 9) });
-    attach(nic, sim.net.switch('seg0'));
     // Version 4, IHL 5, but a total length of 4000 in a 46-byte payload.
     const bad = new Uint8Array(46);
     bad.set([0x45, 0, 0x0f, 0xa0]);
-    nic.send([frame(0x0800, bad)]);
-    sim.settle();
+    sim.rawNic().send(sim.applianceMac(), 0x0800, bad);
     const stats = sim.appliance.statistics();
     expect(stats['eth0.packets_rx']).toBe(1);
     expect(stats['eth0.packets_dropped']).toBe(1);

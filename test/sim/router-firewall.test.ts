@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Sim } from '../helpers/sim.ts';
+import { datagramOf, Sim } from '../helpers/sim.ts';
 
 const ROUTER = `
 Iface lan { index: 0, address: 10.0.0.1, netmask: 255.255.255.0, input: guard }
@@ -157,54 +157,31 @@ Gateway gw {
   outside: { net: 10.1.0.0, netmask: 255.255.255.0, iface: wan }
 }
 `;
-  const APPLIANCE_MAC = [2, 0, 0, 0, 0xa0, 0];
-  async function rawHost(sim: Sim) {
-    const { attach } = await import('../../runtime/drivers/memory.ts');
-    const { buildDatagram, parsePacketSpec } = await import('../../runtime/packet-spec.ts');
-    const nic = sim.net.createNic({ name: 'raw', mac: Uint8Array.of(2, 0, 0, 0, 0xc0, 9) });
-    attach(nic, sim.net.switch('seg0'));
-    const got: Uint8Array[] = [];
-    nic.onReceive((frames) => frames.forEach((f) => got.push(Uint8Array.from(f))));
-    const send = (dstMac: number[], spec: string) => {
-      const parsed = parsePacketSpec(spec);
-      if (!parsed.ok) throw new Error(parsed.message);
-      const d = buildDatagram(parsed.spec);
-      const f = new Uint8Array(14 + d.length);
-      f.set([...dstMac, 2, 0, 0, 0, 0xc0, 9, 0x08, 0x00]);
-      f.set(d, 14);
-      nic.send([f]);
-      sim.settle();
-    };
-    return { got, send };
-  }
-
-  it('sends no ICMP error about an ICMP error it cannot route', async () => {
+  it('sends no ICMP error about an ICMP error it cannot route', () => {
     const sim = new Sim(ROUTED);
-    const raw = await rawHost(sim);
-    raw.send(APPLIANCE_MAC, 'icmp 10.0.0.5 -> 192.0.2.1 type=3 code=3');
+    sim.rawNic().send(sim.applianceMac(), 0x0800, datagramOf('icmp 10.0.0.5 -> 192.0.2.1 type=3 code=3'));
     expect(sim.appliance.statistics()['lan.drop.no-route']).toBe(1);
     expect(sim.appliance.statistics()['lan.icmp_errors_tx']).toBe(0);
   });
 
-  it('routes no multicast, and answers it with nothing', async () => {
+  it('routes no multicast, and answers it with nothing', () => {
     const sim = new Sim(ROUTED);
     const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
-    const raw = await rawHost(sim);
-    raw.send([0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb], 'udp 10.0.0.5:5353 -> 224.0.0.251:5353 ttl=255');
+    sim.rawNic().send(Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb), 0x0800, datagramOf('udp 10.0.0.5:5353 -> 224.0.0.251:5353 ttl=255'));
     expect(sim.appliance.statistics()['lan.drop.multicast-not-routed']).toBe(1);
     expect(sim.appliance.statistics()['lan.icmp_errors_tx']).toBe(0);
     expect(b.received).toEqual([]);
   });
 
-  it('does not forward a unicast packet that came in a broadcast frame', async () => {
+  it('does not forward a unicast packet that came in a broadcast frame', () => {
     const sim = new Sim(ROUTED);
     const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
-    const raw = await rawHost(sim);
-    raw.send([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 'udp 10.0.0.5:4000 -> 10.1.0.9:5000');
+    const raw = sim.rawNic();
+    raw.send(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff), 0x0800, datagramOf('udp 10.0.0.5:4000 -> 10.1.0.9:5000'));
     expect(b.received).toEqual([]);
     expect(sim.appliance.statistics()['lan.drop.link-broadcast-not-routed']).toBe(1);
     // The same packet to the appliance's MAC is forwarded.
-    raw.send(APPLIANCE_MAC, 'udp 10.0.0.5:4000 -> 10.1.0.9:5000');
+    raw.send(sim.applianceMac(), 0x0800, datagramOf('udp 10.0.0.5:4000 -> 10.1.0.9:5000'));
     expect(b.received.map((r) => r.dport)).toEqual([5000]);
   });
 });
