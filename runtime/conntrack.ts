@@ -545,6 +545,12 @@ export class Conntrack {
 
   // --- state machines ---------------------------------------------------------
 
+  /** The first reply to a confirmed entry: rules see the flow established from now on (2.3). */
+  #replySeen(handle: number): void {
+    this.#state[handle] = CT_STATE.established;
+    this.#setFlags(handle, this.#flags[handle]! | SEEN_REPLY);
+  }
+
   /**
    * 2.3: a reply turns a confirmed NEW entry ESTABLISHED; every packet
    * refreshes the timeout. While unconfirmed (the first packet never got past
@@ -561,8 +567,7 @@ export class Conntrack {
     const protocol = this.#proto[handle]!;
     const flags = this.#flags[handle]!;
     if (direction === CtInfo.Reply && flags & CONFIRMED && this.#state[handle] === CT_STATE.new) {
-      this.#state[handle] = CT_STATE.established;
-      this.#setFlags(handle, flags | SEEN_REPLY);
+      this.#replySeen(handle);
     } else if (direction === CtInfo.Original && (flags & (SEEN_REPLY | ASSURED)) === SEEN_REPLY) {
       this.#setFlags(handle, flags | ASSURED);
     }
@@ -590,10 +595,7 @@ export class Conntrack {
       // A reset answering the SYN is a reply like a SYN-ACK: rules see it
       // established (Linux: ESTABLISHED_REPLY), so "allow established" lets
       // a refused connection fail at once instead of timing out.
-      if (!original && flags & CONFIRMED && this.#state[handle] === CT_STATE.new) {
-        this.#state[handle] = CT_STATE.established;
-        this.#setFlags(handle, flags | SEEN_REPLY);
-      }
+      if (!original && flags & CONFIRMED && this.#state[handle] === CT_STATE.new) this.#replySeen(handle);
     } else if (syn && !ack && original && (state === TcpCtState.Close || state === TcpCtState.TimeWait)) {
       state = TcpCtState.SynSent;
       this.#state[handle] = CT_STATE.new;
@@ -603,8 +605,7 @@ export class Conntrack {
         case TcpCtState.SynSent:
           if (!original && syn && ack && flags & CONFIRMED) {
             state = TcpCtState.SynRecv;
-            this.#state[handle] = CT_STATE.established;
-            this.#setFlags(handle, flags | SEEN_REPLY);
+            this.#replySeen(handle);
           }
           break;
         case TcpCtState.SynRecv:
