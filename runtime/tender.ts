@@ -10,6 +10,7 @@ import { openMemoryNic } from './drivers/memory.ts';
 import type { Nic } from './drivers/nic.ts';
 import { openPcapNic, PcapWriter, recordNic } from './drivers/pcap.ts';
 import { StackSampler } from './stack-sampler.ts';
+import { parseMac } from './wire/ethernet.ts';
 import type { SyslogSettings } from './syslog-message.ts';
 import type { DriverSpec } from './drivers/spec.ts';
 import type { BootedAppliance } from './image-entry.ts';
@@ -48,7 +49,7 @@ export class TenderError extends Error {}
 
 /** A NIC's MAC: the Iface's MAC index, else derived from the image hash and the NIC number. */
 export function nicMac(image: LoadedImage, key: string): Uint8Array {
-  if (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(key)) return Uint8Array.from(key.split(':').map((h) => parseInt(h, 16)));
+  if (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(key)) return parseMac(key)!;
   const h = createHash('sha256').update(`${image.manifest.contentSha256}/${key}`).digest();
   return Uint8Array.of(0x02, h[0]!, h[1]!, h[2]!, h[3]!, h[4]!);
 }

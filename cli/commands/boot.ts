@@ -2,6 +2,7 @@ import { readImage, type LoadedImage } from '../../compiler/image.ts';
 import { parseDriverSpec, type DriverSpec } from '../../runtime/drivers/spec.ts';
 import { bootImage, TenderError } from '../../runtime/tender.ts';
 import { FACILITY_NAMES, parseFacility, type SyslogSettings } from '../../runtime/syslog-message.ts';
+import { parseMac } from '../../runtime/wire/ethernet.ts';
 import { parseFormat, readBytes, UsageError } from '../io.ts';
 
 export interface BootOptions {
@@ -14,18 +15,35 @@ export interface BootOptions {
   mac?: string[];
 }
 
-/** `--mac N=MAC`: a unicast MAC per NIC key. */
-function macSpecs(list: readonly string[]): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
+/**
+ * Options of the form N=VALUE, at most one per NIC key N (lower-cased):
+ * `parse` turns each value into what the tender takes, or throws a
+ * UsageError that says what is wrong with it.
+ */
+function perNic<T>(flag: string, form: string, list: readonly string[], parse: (key: string, value: string, text: string) => T): Map<string, T> {
+  const out = new Map<string, T>();
   for (const text of list) {
-    const [key = '', mac = ''] = text.toLowerCase().split(/=(.*)/s);
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) throw new UsageError(`--mac ${text}: expected N=MAC, e.g. 0=02:00:5e:10:00:01`);
-    const bytes = Uint8Array.from(mac.split(':').map((h) => parseInt(h, 16)));
-    if (bytes[0]! & 1) throw new UsageError(`--mac ${text}: ${mac} is a multicast address; a NIC needs a unicast one`);
-    if (out.has(key)) throw new UsageError(`--mac ${key} is given twice`);
-    out.set(key, bytes);
+    const eq = text.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${flag} ${text}: expected ${form}`);
+    const key = text.slice(0, eq).toLowerCase();
+    const value = parse(key, text.slice(eq + 1), text);
+    if (out.has(key)) throw new UsageError(`${flag} ${key} is given twice`);
+    out.set(key, value);
   }
   return out;
+}
+
+const MAC_COLONS = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** `--mac N=MAC`: a unicast MAC per NIC key. */
+function macSpecs(list: readonly string[]): Map<string, Uint8Array> {
+  return perNic('--mac', 'N=MAC, e.g. 0=02:00:5e:10:00:01', list, (_key, value, text) => {
+    const mac = value.toLowerCase();
+    if (!MAC_COLONS.test(mac)) throw new UsageError(`--mac ${text}: expected N=MAC, e.g. 0=02:00:5e:10:00:01`);
+    const bytes = parseMac(mac)!;
+    if (bytes[0]! & 1) throw new UsageError(`--mac ${text}: ${mac} is a multicast address; a NIC needs a unicast one`);
+    return bytes;
+  });
 }
 
 function syslogSettings(options: BootOptions): SyslogSettings {
@@ -35,18 +53,12 @@ function syslogSettings(options: BootOptions): SyslogSettings {
 }
 
 function nicSpecs(list: readonly string[]): Map<string, DriverSpec> {
-  const out = new Map<string, DriverSpec>();
-  for (const text of list) {
-    const eq = text.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--nic ${text}: expected N=DRIVER:ARGS, e.g. 0=tap:nacl0`);
-    const key = text.slice(0, eq).toLowerCase();
-    if (!/^\d+$/.test(key) && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(key)) throw new UsageError(`--nic ${text}: N must be an Iface index or a MAC address`);
-    const spec = parseDriverSpec(text.slice(eq + 1));
+  return perNic('--nic', 'N=DRIVER:ARGS, e.g. 0=tap:nacl0', list, (key, value, text) => {
+    if (!/^\d+$/.test(key) && !MAC_COLONS.test(key)) throw new UsageError(`--nic ${text}: N must be an Iface index or a MAC address`);
+    const spec = parseDriverSpec(value);
     if (!spec.ok) throw new UsageError(`--nic ${text}: ${spec.message}`);
-    if (out.has(key)) throw new UsageError(`--nic ${key} is given twice`);
-    out.set(key, spec.spec);
-  }
-  return out;
+    return spec.spec;
+  });
 }
 
 /** Boots a loaded image and runs until SIGINT/SIGTERM. Kept free of the compiler so boot starts fast. */
