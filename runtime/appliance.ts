@@ -464,11 +464,16 @@ export class Appliance {
     const src = ipv4Src(arrived.bytes, arrived.l3);
     if (isIpv4Multicast(src) || src === 0xffffffff || (src === inet.broadcast && inet.address !== 0)) return inet.drop('bad-source');
     let pkt: Packet | null = arrived;
-    // Where connections are tracked, fragments are reassembled first, as
-    // Linux's nf_defrag does: a fragment has no ports to track, and every
-    // NaCl function drops what has no conntrack entry. Forwarding
-    // fragments the datagram again for the egress MTU.
-    if (tracked === undefined && inet.tracks && this.conntrack && ipv4IsFragment(arrived.bytes, arrived.l3)) {
+    // Fragments are reassembled here, once, as Linux's nf_defrag does: where
+    // connections are tracked (a fragment has no ports to track, and every
+    // NaCl function drops what has no conntrack entry; forwarding fragments
+    // the datagram again for the egress MTU), and for the appliance itself
+    // (1.2 step 7; an Iface that tracks nothing has no chain to run first).
+    if (
+      tracked === undefined &&
+      ipv4IsFragment(arrived.bytes, arrived.l3) &&
+      ((inet.tracks && this.conntrack) || inet.isForMe(ipv4Dst(arrived.bytes, arrived.l3)))
+    ) {
       pkt = this.reassembler.add(arrived, this.now);
       if (!pkt) return;
     }
@@ -562,12 +567,8 @@ export class Appliance {
 
   // --- local delivery ----------------------------------------------------------
 
-  private localInput(inet: Inet, arrived: Packet, handle: number): void {
-    let pkt: Packet | null = arrived;
-    if (ipv4IsFragment(arrived.bytes, arrived.l3)) {
-      pkt = this.reassembler.add(arrived, this.now);
-      if (!pkt) return;
-    }
+  /** A whole datagram for the appliance (fragments were reassembled in ipInput). */
+  private localInput(inet: Inet, pkt: Packet, handle: number): void {
     if (handle >= 0) this.conntrack!.confirm(handle, this.now);
     if (!this.runChain(inet, 'input', inet.chains.input, pkt, handle)) {
       inet.counters.input_dropped++;

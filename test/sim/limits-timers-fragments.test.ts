@@ -145,6 +145,15 @@ Gateway gw { a: { net: 10.0.0.0, netmask: 255.255.255.0, iface: lan }, b: { net:
     expect(reply?.payload.length).toBe(3000);
   });
 
+  it('reassembles a fragmented datagram addressed to an Iface that tracks no connections', () => {
+    const sim = new Sim('Iface eth0 { index: 0, address: 10.0.0.1, netmask: 255.255.255.0 }', 1);
+    const a = sim.host('a', 0, '10.0.0.5', 24);
+    a.ping('10.0.0.1', { payload: new Uint8Array(3000).fill(7) });
+    sim.settle();
+    expect(a.received.find((r) => r.protocol === 1)?.payload.length).toBe(3000);
+    expect(sim.appliance.statistics()['reassembly.reassembled']).toBe(1);
+  });
+
   it('fragments a forwarded datagram too big for the egress MTU, and the receiver gets all of it', () => {
     const sim = new Sim(ROUTER, 2, [1500, 576]);
     const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
