@@ -12,9 +12,7 @@ export function readBytes(path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-    throw new UsageError(`cannot read ${path}: ${why}`);
+    throw fileError('read', path, err, 'no such file');
   }
 }
 
@@ -23,10 +21,15 @@ export function writeBytes(path: string, data: Uint8Array | string): void {
   try {
     writeFileSync(path, data);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such directory' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
-    throw new UsageError(`cannot write ${path}: ${why}`);
+    throw fileError('write', path, err, 'no such directory');
   }
+}
+
+/** `cannot read|write PATH: why`, in words for the common errors; `missing` says what ENOENT means here. */
+function fileError(verb: 'read' | 'write', path: string, err: unknown, missing: string): UsageError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? missing : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
+  return new UsageError(`cannot ${verb} ${path}: ${why}`);
 }
 
 /** Colour only on a TTY, and never when NO_COLOR is set (https://no-color.org). */
