@@ -126,14 +126,14 @@ describeRealNetwork('the TCP load balancer between Linux hosts', () => {
   });
 
   it('serves 60 clients that connect at once, spreading them over the nodes', () => {
-    const out = sh(client, `seq 60 | xargs -P 60 -I{} curl -s -m 10 http://10.78.1.1/name`);
+    const out = sh(client, `seq 60 | xargs -P 60 -I{} curl -s -m 10 http://10.78.1.1/name`, 20_000);
     const names = out.match(/backend-800\d/g) ?? [];
     expect(names, out).toHaveLength(60);
     for (const port of PORTS) expect(names.filter((n) => n === `backend-${port}`)).toHaveLength(20);
   });
 
   it('carries a 4 MB response intact, through both TCP connections', () => {
-    const digest = sh(client, 'curl -s -m 20 http://10.78.1.1/big | sha256sum').split(' ')[0];
+    const digest = sh(client, 'curl -s -m 20 http://10.78.1.1/big | sha256sum', 30_000).split(' ')[0];
     expect(digest).toBe(createHash('sha256').update(big).digest('hex'));
   });
 

@@ -71,7 +71,7 @@ describeRealNetwork('the load balancer behind a link that loses and damages fram
   });
 
   it('delivers a 2 MB download intact, both TCPs resending what was lost and refusing what was damaged', async () => {
-    const digest = sh(client, 'curl -s -m 90 http://10.79.1.1/body | sha256sum').split(' ')[0];
+    const digest = sh(client, 'curl -s -m 90 http://10.79.1.1/body | sha256sum', 100_000).split(' ')[0];
     const exited = new Promise((r) => link.once('exit', r));
     link.kill('SIGTERM');
     await exited;

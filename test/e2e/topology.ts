@@ -138,12 +138,18 @@ export function kernelHasVlans(): boolean {
   }
 }
 
-/** A shell script's output in the host's namespace, stdout and stderr, whether or not it failed. */
-export function shOutput(h: Host, script: string): string {
+/**
+ * A shell script's output in the host's namespace, stdout and stderr, whether
+ * or not it failed. A script still running after `timeout` ms is killed, and
+ * the output says so, so that an assertion on it shows why it is short.
+ */
+export function shOutput(h: Host, script: string, timeout = 10_000): string {
   try {
-    return h.ns.sh(`${script} 2>&1`);
+    return h.ns.sh(`${script} 2>&1`, timeout);
   } catch (err) {
-    return String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
+    const { stdout, stderr, signal } = err as { stdout?: string; stderr?: string; signal?: string };
+    const killed = signal ? `[killed by ${signal} after ${timeout} ms]` : '';
+    return String(stdout ?? '') + String(stderr ?? '') + killed;
   }
 }
 

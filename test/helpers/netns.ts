@@ -75,8 +75,8 @@ export class Netns {
     });
   }
 
-  sh(script: string): string {
-    return this.exec('sh', ['-c', script]);
+  sh(script: string, timeout = 10_000): string {
+    return this.exec('sh', ['-c', script], timeout);
   }
 
   /** Deletes the namespace and every device left in it. */
