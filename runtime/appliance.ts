@@ -145,6 +145,9 @@ export class Appliance {
   private now = 0;
   private current: Packet = this.pkt;
   private readonly timers: unknown[] = [];
+  /** A one-shot timer for a TCP deadline sooner than the next tick (TcpStack.soonest), and when it fires. */
+  private tcpDeadlineTimer: unknown;
+  private tcpDeadlineAt = Infinity;
   private icmpTokens = 100;
   private icmpRefill = 0;
   private inBatch = false;
@@ -327,6 +330,9 @@ export class Appliance {
   stop(): void {
     for (const t of this.timers) this.env.clock.clearTimer(t);
     this.timers.length = 0;
+    if (this.tcpDeadlineTimer !== undefined) this.env.clock.clearTimer(this.tcpDeadlineTimer);
+    this.tcpDeadlineTimer = undefined;
+    this.tcpDeadlineAt = Infinity;
   }
 
   /** A periodic timer: it re-arms into its own slot, so `timers` holds one handle per live timer. */
@@ -821,6 +827,27 @@ export class Appliance {
       port.nic.send(frames);
       while (frames.length > 0) frames.pop();
     }
+    if (this.tcpStacks.length > 0) this.armTcpDeadline();
+  }
+
+  /**
+   * TCP timers run on the 50 ms tick, except a deadline a connection says
+   * is sooner (a tail loss probe a few round trips away): for that, one
+   * one-shot timer, moved earlier when a sooner one comes.
+   */
+  private armTcpDeadline(): void {
+    let soonest = Infinity;
+    for (const stack of this.tcpStacks) if (stack.soonest !== undefined && stack.soonest < soonest) soonest = stack.soonest;
+    if (soonest >= this.tcpDeadlineAt || soonest === Infinity) return;
+    if (this.tcpDeadlineTimer !== undefined) this.env.clock.clearTimer(this.tcpDeadlineTimer);
+    this.tcpDeadlineAt = soonest;
+    this.tcpDeadlineTimer = this.env.clock.setTimer(Math.max(1, Math.ceil(soonest - this.clockNow())), () => {
+      this.tcpDeadlineTimer = undefined;
+      this.tcpDeadlineAt = Infinity;
+      this.now = this.clockNow();
+      for (const stack of this.tcpStacks) stack.tick(this.now);
+      this.flush();
+    });
   }
 
   private arpInput(inet: Inet, frame: Uint8Array, l3: number): void {

@@ -1,15 +1,22 @@
 import { TcpFlag, type TcpRepr } from '../wire/tcp.ts';
-import { encodeTcpOptions, parseTcpOptions } from '../wire/tcp-options.ts';
+import { encodeTcpOptions, parseTcpOptions, type SackBlock } from '../wire/tcp-options.ts';
+import { RangeSet } from './range-set.ts';
 
 /*
  * One TCP connection (RFC 9293) as a state machine with no I/O: the stack
  * feeds it the segments of its 4-tuple and the time, and it transmits through
  * `send` and reports through `event`, both called synchronously. Deliberately
- * small: window scaling (RFC 7323) but no SACK or timestamps (we never offer
- * them, so a peer must not use them), no delayed ACKs and no Nagle - a load balancer on a LAN
- * wants low latency more than fewer packets. Congestion control is NewReno
- * (RFC 5681, RFC 6582) with go-back-N after a timeout; RTO per RFC 6298; RST
- * and SYN handling per RFC 5961.
+ * small: window scaling (RFC 7323) and SACK (RFC 2018) but no timestamps
+ * (we never offer them, so a peer must not use them), no delayed ACKs and no
+ * Nagle - a load balancer on a LAN wants low latency more than fewer packets.
+ * Bytes that arrive ahead of a gap are kept and reported in SACK blocks, so
+ * a lossy link costs the peer one retransmission per lost segment. Loss
+ * recovery is SACK-based (RFC 6675) when the peer permits SACK, NewReno
+ * (RFC 5681, RFC 6582) when not, both with early retransmit (RFC 5827) for
+ * the last few segments of a burst and limited transmit (RFC 3042). With
+ * SACK a tail loss probe (RFC 8985 7) turns a lost tail into a SACK hole
+ * well before the retransmission timeout. Go-back-N after a timeout; RTO per
+ * RFC 6298; RST and SYN handling per RFC 5961.
  *
  * write/read/close/abort take no time argument: timers they arm count from the
  * last `now` given to receive/tick (or the options).
@@ -36,6 +43,16 @@ export interface TcpConnectionOptions {
   now: number;
   /** Our MSS, default 1460. */
   mss?: number;
+  /** Whether to offer and accept SACK (RFC 2018), default true. */
+  sack?: boolean;
+  /**
+   * Told the time of a timer that may fall due long before a periodic tick
+   * would notice (a tail loss probe, due in a few round trips): the host
+   * should call tick() then.
+   */
+  timerArmed?(at: number): void;
+  /** Loss and recovery counts, added to as they happen (the stack's counters); default none kept. */
+  lossCounters?: TcpLossCounters;
   /** Bytes write() accepts (unacknowledged included) before it returns less, default 256 KiB. */
   sendBufferLimit?: number;
   /** Unread bytes we buffer, which bounds the window we advertise; default 64 KiB. A larger buffer gets a window scale shift (RFC 7323). */
@@ -66,6 +83,20 @@ export interface TcpConnectionOptions {
    * tcp_max_tw_buckets).
    */
   enterTimeWait?(): boolean;
+}
+
+/** What loss cost, counted across connections. */
+export interface TcpLossCounters {
+  /** Segments sent again: after a timeout, by fast retransmit, or to fill a SACK hole. */
+  segments_retransmitted: number;
+  /** Retransmission timeouts of established connections (not of SYNs). */
+  retransmit_timeouts: number;
+  /** Fast recoveries entered on duplicate ACKs or SACK blocks. */
+  fast_recoveries: number;
+  /** Segments that arrived ahead of a gap and were kept until it filled. */
+  segments_out_of_order: number;
+  /** Tail loss probes sent (RFC 8985 7) when ACKs stopped coming. */
+  tail_loss_probes: number;
 }
 
 export type TcpResetReason = 'rst-received' | 'connect-timeout' | 'retransmit-timeout' | 'refused';
@@ -119,6 +150,10 @@ function seqMax(a: number, b: number): number {
   return seqGt(a, b) ? a : b;
 }
 
+function seqMin(a: number, b: number): number {
+  return seqLt(a, b) ? a : b;
+}
+
 // --- constants ------------------------------------------------------------------
 
 const DEFAULT_MSS = 1460;
@@ -139,12 +174,19 @@ function windowShiftFor(buffer: number): number {
 }
 const INITIAL_RTO = 1000;
 const MIN_RTO = 200;
+/** The least probe timeout (RFC 8985 7.2 suggests 2 SRTT; Linux's floor is 10 ms). */
+const MIN_PTO = 10;
 const MAX_RTO = 60_000;
 /** RFC 6298 5.7: the RTO once data flows after a SYN had to be retransmitted. */
 const RTO_AFTER_SYN_LOSS = 3000;
 const MAX_SYN_RETRIES = 4;
 const MAX_DATA_RETRIES = 10;
 const DUP_ACK_THRESHOLD = 3;
+/** Out-of-order ranges a receiver keeps (upstream tracks 32 SACK blocks too); SACKed ranges a sender tracks. */
+const MAX_OUT_OF_ORDER_RANGES = 32;
+const MAX_SACKED_RANGES = 32;
+/** SACK blocks in one ACK: without timestamps, 4 fit in the 40 option bytes. */
+const MAX_SACK_BLOCKS = 4;
 /** The least time between ACKs that answer bare segments we cannot take (Linux's tcp_invalid_ratelimit). */
 const ANSWER_INTERVAL = 500;
 /** "Arbitrarily high" (RFC 5681 3.1) until the first loss. */
@@ -202,6 +244,8 @@ class ByteQueue {
   #buf: Uint8Array = EMPTY;
   #head = 0;
   #length = 0;
+  /** Bytes past the queued ones that `writeAt` may have filled (out-of-order data), kept when the buffer grows. */
+  #ahead = 0;
 
   constructor(readonly limit: number) {}
 
@@ -229,7 +273,33 @@ class ByteQueue {
     this.#buf.set(data.subarray(0, first), tail);
     if (n > first) this.#buf.set(data.subarray(first, n), 0);
     this.#length += n;
+    this.#ahead = Math.max(0, this.#ahead - n);
     return n;
+  }
+
+  /**
+   * Stores `data` `offset` bytes past the queued ones, where later bytes go:
+   * not queued until `extend` says the gap before them is filled. What does
+   * not fit under the limit is not stored; returns how many bytes were.
+   */
+  writeAt(offset: number, data: Uint8Array): number {
+    const n = Math.min(data.length, this.free - offset);
+    if (offset < 0 || n <= 0) return 0;
+    this.#reserve(this.#length + offset + n);
+    const cap = this.#buf.length;
+    const tail = (this.#head + this.#length + offset) % cap;
+    const first = Math.min(n, cap - tail);
+    this.#buf.set(data.subarray(0, first), tail);
+    if (n > first) this.#buf.set(data.subarray(first, n), 0);
+    this.#ahead = Math.max(this.#ahead, offset + n);
+    return n;
+  }
+
+  /** Queues `n` bytes that `writeAt` stored right after the queued ones. */
+  extend(n: number): void {
+    const count = Math.max(0, Math.min(n, this.free));
+    this.#length += count;
+    this.#ahead = Math.max(0, this.#ahead - count);
   }
 
   /**
@@ -265,11 +335,23 @@ class ByteQueue {
     return this.#buf.subarray(this.#head, Math.min(this.#head + this.#length, this.#buf.length));
   }
 
+  /** The first `n` bytes of the ring from the head, queued or not. */
+  #copyRaw(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    const cap = this.#buf.length;
+    if (n === 0 || cap === 0) return out;
+    const first = Math.min(n, cap - this.#head);
+    out.set(this.#buf.subarray(this.#head, this.#head + first));
+    if (n > first) out.set(this.#buf.subarray(0, n - first), first);
+    return out;
+  }
+
   drop(n: number): void {
     const count = Math.max(0, Math.min(n, this.#length));
     if (count === 0) return;
     this.#length -= count;
-    this.#head = this.#length === 0 ? 0 : (this.#head + count) % this.#buf.length;
+    // An empty queue starts again at the front, unless out-of-order bytes wait where they are.
+    this.#head = this.#length === 0 && this.#ahead === 0 ? 0 : (this.#head + count) % this.#buf.length;
   }
 
   take(n: number): Uint8Array {
@@ -282,12 +364,13 @@ class ByteQueue {
     this.#buf = EMPTY;
     this.#head = 0;
     this.#length = 0;
+    this.#ahead = 0;
   }
 
   #reserve(size: number): void {
     if (size <= this.#buf.length) return;
     const next = new Uint8Array(Math.min(this.limit, Math.max(size, this.#buf.length * 2, 4096)));
-    next.set(this.copy(0, this.#length));
+    next.set(this.#copyRaw(this.#length + this.#ahead));
     this.#buf = next;
     this.#head = 0;
   }
@@ -333,6 +416,14 @@ export class TcpConnection {
   #dupAcks = 0;
   #inRecovery = false;
   #recover: number;
+  /** Both SYNs carried SACK-permitted. */
+  #sackOk = false;
+  /** What the peer's SACK blocks say it holds past SND.UNA, as offsets from SND.UNA. */
+  readonly #sacked = new RangeSet(MAX_SACKED_RANGES);
+  /** RFC 6675 HighRxt, as an offset from SND.UNA: lost bytes below it were sent again in this recovery. */
+  #highRxt = 0;
+  /** SND.MAX when the latest of those went: bytes SACKed past it were sent later and overtook them. */
+  #rxtMark = 0;
 
   // RTT and timers.
   #srtt: number | undefined;
@@ -344,6 +435,9 @@ export class TcpConnection {
   #retries = 0;
   #synRetransmitted = false;
   #rtoAt: number | undefined;
+  /** When a tail loss probe goes, and whether one went since SND.UNA last moved. */
+  #probeTimeoutAt: number | undefined;
+  #tailProbed = false;
   #persistAt: number | undefined;
   #persistBackoff = INITIAL_RTO;
   #probesUnanswered = 0;
@@ -356,6 +450,12 @@ export class TcpConnection {
   /** RCV.NXT + the window we last advertised: the right edge the peer knows. */
   #rcvAdvRight = 0;
   readonly #rcvBuf: ByteQueue;
+  /** Bytes held in #rcvBuf past RCV.NXT, ahead of a gap, as offsets from RCV.NXT. */
+  readonly #ahead = new RangeSet(MAX_OUT_OF_ORDER_RANGES);
+  /** Where a FIN that came ahead of a gap goes. */
+  #aheadFin: number | undefined;
+  /** Where the latest segment kept ahead of a gap starts: its range is the first SACK block (RFC 2018 4). */
+  #aheadLatest = 0;
   #finReceived = false;
   /** Data or a FIN arrived in order and no segment has carried its ACK yet. */
   #ackNeeded = false;
@@ -555,6 +655,7 @@ export class TcpConnection {
         break;
     }
     this.#rcvBuf.clear();
+    this.#forgetAhead();
     this.#terminate({ kind: 'closed' });
     this.#flush();
   }
@@ -585,11 +686,7 @@ export class TcpConnection {
   /** The time (ms) of the next deadline, or undefined when no timer runs. */
   nextTimer(): number | undefined {
     if (this.#state === 'closed') return undefined;
-    let next: number | undefined;
-    for (const t of [this.#connectAt, this.#timeWaitAt, this.#rtoAt, this.#persistAt]) {
-      if (t !== undefined && (next === undefined || t < next)) next = t;
-    }
-    return next;
+    return earliest(earliest(earliest(earliest(this.#connectAt, this.#timeWaitAt), this.#rtoAt), this.#persistAt), this.#probeTimeoutAt);
   }
 
   // --- incoming segments --------------------------------------------------------
@@ -692,6 +789,7 @@ export class TcpConnection {
     if (this.#state === 'time-wait') return;
     if (seq === this.#rcvNxt) {
       this.#rcvBuf.clear();
+      this.#forgetAhead();
       this.#fail('rst-received');
     } else if (seqGt(seq, this.#rcvNxt) && seqLt(seq, seqAdd(this.#rcvNxt, this.#receiveWindow()))) {
       this.#answer(0);
@@ -735,9 +833,11 @@ export class TcpConnection {
       // RFC 5681 2: a duplicate ACK has outstanding data behind it, carries nothing and leaves the window alone.
       const dup =
         seqGt(this.#sndNxt, this.#sndUna) && seg.payload.length === 0 && (seg.flags & (Syn | Fin)) === 0 && seg.window === this.#sndWnd;
-      if (dup) this.#duplicateAck();
+      // RFC 6675 2: with SACK, an ACK that SACKs new bytes is a duplicate too, whatever its window says.
+      if (this.#takeSackBlocks(seg.options) || dup) this.#duplicateAck();
     } else {
       this.#newAck(ack);
+      this.#takeSackBlocks(seg.options);
     }
     if (seqLt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && seqLe(this.#sndWl2, ack))) {
       this.#sndWnd = seg.window;
@@ -754,11 +854,15 @@ export class TcpConnection {
     const freed = this.#ackSent(ack);
     this.#retries = 0;
     this.#rtoAt = undefined; // restarted by #updateTimers (RFC 6298 5.3)
+    this.#probeTimeoutAt = undefined;
+    this.#tailProbed = false;
     this.#dupAcks = 0;
     if (this.#inRecovery) {
       if (seqGe(ack, this.#recover)) {
         this.#inRecovery = false;
         this.#cwnd = this.#ssthresh;
+      } else if (this.#sackOk) {
+        // RFC 6675: a partial ACK changes nothing but the scoreboard; #output sends what it allows.
       } else {
         // RFC 6582 partial ACK: the next hole is lost too.
         this.#retransmitFirst();
@@ -782,7 +886,10 @@ export class TcpConnection {
     const freed = Math.max(0, Math.min(this.#sendBuf.length, seqDiff(ack, this.#dataSeq)));
     this.#sendBuf.drop(freed);
     this.#dataSeq = seqAdd(this.#dataSeq, freed);
+    const acked = seqDiff(ack, this.#sndUna);
     this.#sndUna = ack;
+    this.#sacked.advance(acked);
+    this.#highRxt = Math.max(0, this.#highRxt - acked);
     if (this.#rttSeq !== undefined && seqGe(ack, this.#rttSeq)) {
       this.#sampleRtt(this.#now - this.#rttSentAt);
       this.#rttSeq = undefined;
@@ -793,22 +900,119 @@ export class TcpConnection {
   #duplicateAck(): void {
     this.#dupAcks++;
     if (this.#inRecovery) {
-      // Each duplicate means a segment left the network: let another one in.
-      this.#cwnd += this.#mss;
-    } else if (this.#dupAcks === DUP_ACK_THRESHOLD && seqGe(this.#sndUna, this.#recover)) {
-      // RFC 6582 3.2: not for duplicates of what a recovery or timeout already resent.
-      this.#ssthresh = Math.max(Math.floor(this.#flightSize() / 2), 2 * this.#mss);
-      this.#recover = this.#sndMax;
-      this.#inRecovery = true;
-      this.#retransmitFirst();
-      this.#cwnd = this.#ssthresh + DUP_ACK_THRESHOLD * this.#mss;
+      // NewReno: each duplicate means a segment left the network, so let another one in.
+      // With SACK the pipe estimate says that instead (RFC 6675).
+      if (!this.#sackOk) this.#cwnd += this.#mss;
+      return;
+    }
+    const threshold = this.#dupThreshold();
+    const lost = this.#dupAcks >= threshold || (this.#sackOk && this.#lostBelow() > 0);
+    // RFC 6582 3.2: not for duplicates of what a recovery or timeout already resent.
+    if (!lost || !seqGe(this.#sndUna, this.#recover)) return;
+    this.#ssthresh = Math.max(Math.floor(this.#flightSize() / 2), 2 * this.#mss);
+    this.#recover = this.#sndMax;
+    this.#inRecovery = true;
+    if (this.#opts.lossCounters) this.#opts.lossCounters.fast_recoveries++;
+    // RFC 6675 5 (4.2): the first segment goes again at once; #output sends the rest the pipe allows.
+    this.#highRxt = this.#retransmitAt(this.#sndUna, this.#mss);
+    this.#rxtMark = this.#sndMax;
+    this.#cwnd = this.#sackOk ? this.#ssthresh : this.#ssthresh + threshold * this.#mss;
+  }
+
+  /**
+   * RFC 5827 early retransmit: with fewer than four segments out and nothing
+   * new to send, fewer duplicates will ever come, so fewer suffice.
+   */
+  #dupThreshold(): number {
+    if (this.#unsent() > 0) return DUP_ACK_THRESHOLD;
+    const outstanding = Math.ceil(this.#flightSize() / this.#mss);
+    return outstanding >= 2 && outstanding <= DUP_ACK_THRESHOLD ? outstanding - 1 : DUP_ACK_THRESHOLD;
+  }
+
+  /**
+   * Records what the peer's SACK blocks say it holds: only blocks inside
+   * (SND.UNA, SND.MAX] count. Returns whether they SACKed new bytes.
+   */
+  #takeSackBlocks(options: Uint8Array | undefined): boolean {
+    if (!this.#sackOk || options === undefined || options.length === 0) return false;
+    const parsed = parseTcpOptions(options, 0, options.length);
+    if (typeof parsed === 'string' || parsed.sackBlocks === undefined) return false;
+    const flight = this.#flightSize();
+    const before = this.#sacked.size;
+    for (const { left, right } of parsed.sackBlocks) {
+      const start = seqDiff(left, this.#sndUna);
+      const end = seqDiff(right, this.#sndUna);
+      if (start > 0 && end > start && end <= flight) this.#sacked.add(start, end);
+    }
+    return this.#sacked.size > before;
+  }
+
+  /**
+   * RFC 6675 IsLost, by bytes: an unSACKed byte is lost once more than
+   * (threshold - 1) segments' worth above it are SACKed. Returns the offset
+   * from SND.UNA below which that holds for every byte (0: none lost).
+   */
+  #lostBelow(): number {
+    const sacked = this.#sacked;
+    const enough = (this.#dupThreshold() - 1) * this.#mss;
+    let above = 0;
+    for (let i = sacked.count - 1; i >= 0; i--) {
+      above += sacked.end(i) - sacked.start(i);
+      if (above > enough) return sacked.start(i);
+    }
+    return 0;
+  }
+
+  /** SACKed bytes below offset `at`. */
+  #sackedBelow(at: number): number {
+    const sacked = this.#sacked;
+    let n = 0;
+    for (let i = 0; i < sacked.count && sacked.start(i) < at; i++) n += Math.min(at, sacked.end(i)) - sacked.start(i);
+    return n;
+  }
+
+  /** RFC 6675 SetPipe: bytes still in the network - sent, not SACKed, not lost, plus what was sent again. */
+  #pipe(): number {
+    const lostEnd = this.#lostBelow();
+    const lost = lostEnd - this.#sackedBelow(lostEnd);
+    const resentEnd = Math.min(this.#highRxt, lostEnd);
+    const resent = resentEnd - this.#sackedBelow(resentEnd);
+    return Math.max(0, this.#flightSize() - this.#sacked.size - lost + resent);
+  }
+
+  /** RFC 6675 NextSeg rule 1: the first lost byte not yet sent again, and where its hole ends; undefined when none. */
+  #nextLost(): { at: number; end: number } | undefined {
+    const lostEnd = this.#lostBelow();
+    const sacked = this.#sacked;
+    let at = this.#highRxt;
+    for (let i = 0; i < sacked.count && at < lostEnd; i++) {
+      if (at < sacked.start(i)) return { at, end: Math.min(sacked.start(i), lostEnd) };
+      at = Math.max(at, sacked.end(i));
+    }
+    return undefined;
+  }
+
+  /** In SACK recovery, sends lost segments again while the pipe has room for them. */
+  #retransmitLost(): void {
+    // A resent segment was lost too when bytes sent after it are SACKed and it is not (as Linux
+    // detects lost retransmissions): everything resent this round that is still missing goes again.
+    const mark = seqDiff(this.#rxtMark, this.#sndUna);
+    if (this.#highRxt > 0 && mark > 0 && this.#sacked.highest > mark) this.#highRxt = 0;
+    while (this.#cwnd - this.#pipe() >= this.#mss) {
+      const hole = this.#nextLost();
+      if (hole === undefined) return;
+      const sent = this.#retransmitAt(seqAdd(this.#sndUna, hole.at), hole.end - hole.at);
+      if (sent === 0) return;
+      this.#highRxt = hole.at + sent;
+      this.#rxtMark = this.#sndMax;
     }
   }
 
-  /** Step 7: only in-order bytes are kept; anything ahead of RCV.NXT gets a duplicate ACK. */
+  /** Step 7: in-order bytes become readable; bytes ahead of a gap wait in the buffer, with a duplicate ACK. */
   #receiveText(seq: number, payload: Uint8Array, fin: boolean): void {
     if (payload.length === 0 && !fin) return;
     if (seqGt(seq, this.#rcvNxt)) {
+      this.#receiveAhead(seq, payload, fin);
       this.#sendAck();
       return;
     }
@@ -824,11 +1028,24 @@ export class TcpConnection {
     if (data.length > 0) {
       this.#rcvBuf.push(data);
       this.#rcvNxt = seqAdd(this.#rcvNxt, data.length);
+      this.#ahead.advance(data.length);
     }
     // A FIN counts only where it sits: right after the segment's last byte, with that byte kept.
-    const finHere = fin && !trimmed && seqAdd(seq, payload.length) === this.#rcvNxt;
-    if (data.length > 0) this.#emit({ kind: 'readable' });
+    let readable = data.length > 0;
+    let finHere = fin && !trimmed && seqAdd(seq, payload.length) === this.#rcvNxt;
+    if (!finHere) {
+      // The gap before bytes kept ahead of it may just have closed.
+      const joined = this.#ahead.takeFront();
+      if (joined > 0) {
+        this.#rcvBuf.extend(joined);
+        this.#rcvNxt = seqAdd(this.#rcvNxt, joined);
+      }
+      readable ||= joined > 0;
+      finHere = this.#aheadFin === this.#rcvNxt;
+    }
+    if (readable) this.#emit({ kind: 'readable' });
     if (!finHere) return;
+    this.#forgetAhead();
     this.#rcvNxt = seqAdd(this.#rcvNxt, 1);
     this.#finReceived = true;
     // Queued before the state changes: a connection that skips TIME-WAIT ends right here, after its end.
@@ -838,11 +1055,50 @@ export class TcpConnection {
     else this.#enterTimeWait();
   }
 
+  /**
+   * Keeps what lies in the window of a segment that starts past RCV.NXT, in
+   * the receive buffer where it belongs, until the gap before it fills. A
+   * FIN is kept only with every byte before it that the segment carries.
+   */
+  #receiveAhead(seq: number, payload: Uint8Array, fin: boolean): void {
+    const offset = seqDiff(seq, this.#rcvNxt);
+    const len = Math.min(payload.length, this.#receiveWindow() - offset);
+    if (len > 0) {
+      if (!this.#ahead.add(offset, offset + len)) return;
+      this.#rcvBuf.writeAt(offset, payload.subarray(0, len));
+      this.#aheadLatest = seq;
+      if (this.#opts.lossCounters) this.#opts.lossCounters.segments_out_of_order++;
+    }
+    if (fin && len === payload.length) this.#aheadFin = seqAdd(seq, len);
+  }
+
+  /** Bytes and FIN ahead of a gap will not be needed (the peer's FIN came, or the connection is over). */
+  #forgetAhead(): void {
+    this.#ahead.clear();
+    this.#aheadFin = undefined;
+  }
+
+  /** The option bytes the SACK blocks of our next segment take: two NOPs, kind, length, 8 per block. */
+  #sackOptionBytes(): number {
+    return this.#sackOk && !this.#ahead.isEmpty ? 4 + 8 * Math.min(this.#ahead.count, MAX_SACK_BLOCKS) : 0;
+  }
+
+  /** RFC 2018 4: the range the latest segment joined first, then the others from the lowest. */
+  #sackBlocks(): SackBlock[] {
+    const ahead = this.#ahead;
+    const latest = Math.max(0, ahead.indexOf(seqDiff(this.#aheadLatest, this.#rcvNxt)));
+    const order = [latest];
+    for (let i = 0; i < ahead.count && order.length < MAX_SACK_BLOCKS; i++) if (i !== latest) order.push(i);
+    return order.map((i) => ({ left: seqAdd(this.#rcvNxt, ahead.start(i)), right: seqAdd(this.#rcvNxt, ahead.end(i)) }));
+  }
+
   // --- sending ----------------------------------------------------------------------
 
   /** Sends new data (and then the FIN) as far as the peer's window and cwnd allow. */
   #output(force = false): void {
     if (!this.#canSend()) return;
+    const sackRecovery = this.#inRecovery && this.#sackOk;
+    if (sackRecovery) this.#retransmitLost();
     for (;;) {
       const unsent = this.#unsent();
       if (unsent === 0) {
@@ -850,7 +1106,11 @@ export class TcpConnection {
         if (this.#finQueued && this.#sndNxt === this.#finSeq()) this.#sendNew(0);
         return;
       }
-      const usable = seqDiff(seqAdd(this.#sndUna, Math.min(this.#sndWnd, this.#cwnd)), this.#sndNxt);
+      // RFC 3042 limited transmit: each of the first duplicates lets one new segment out, to draw the rest.
+      const cwnd = this.#inRecovery ? this.#cwnd : this.#cwnd + Math.min(this.#dupAcks, DUP_ACK_THRESHOLD - 1) * this.#mss;
+      let usable = seqDiff(seqAdd(this.#sndUna, Math.min(this.#sndWnd, cwnd)), this.#sndNxt);
+      // In SACK recovery the pipe, not the bytes since SND.UNA, is what the network holds (RFC 6675 5 (C)).
+      if (sackRecovery) usable = Math.min(seqDiff(seqAdd(this.#sndUna, this.#sndWnd), this.#sndNxt), this.#cwnd - this.#pipe());
       const len = Math.min(unsent, this.#mss, usable);
       if (len <= 0) return;
       // RFC 9293 3.8.6.2.1 (sender SWS avoidance): a full segment, all we have, or half the largest window.
@@ -865,6 +1125,8 @@ export class TcpConnection {
     const start = this.#sndNxt;
     const fin = this.#finQueued && seqAdd(start, len) === this.#finSeq();
     const end = seqAdd(start, this.#transmit(start, len, fin));
+    // After a timeout SND.NXT starts again from SND.UNA (go-back-N).
+    if (seqLt(start, this.#sndMax) && this.#opts.lossCounters) this.#opts.lossCounters.segments_retransmitted++;
     // Karn: time only segments sent for the first time, not one that also repeats bytes.
     if (seqGe(start, this.#sndMax) && this.#rttSeq === undefined) {
       this.#rttSeq = end;
@@ -877,6 +1139,13 @@ export class TcpConnection {
 
   /** Sends the segment at `seq` of `len` buffered bytes, and the FIN if asked; returns the sequence space it takes. */
   #transmit(seq: number, len: number, fin: boolean): number {
+    // While bytes wait past a gap every segment carries SACK blocks: they come out of the MSS, or
+    // a full segment would outgrow the MTU. The FIN then waits for the segment that ends where it goes.
+    const room = this.#mss - this.#sackOptionBytes();
+    if (len > room) {
+      len = room;
+      fin = false;
+    }
     const offset = seqDiff(seq, this.#dataSeq);
     // Sent before the buffer changes: the stack copies it into the datagram.
     const payload = this.#sendBuf.view(offset, len);
@@ -887,20 +1156,35 @@ export class TcpConnection {
     return payload.length + (fin ? 1 : 0);
   }
 
-  /** Resends the oldest unacknowledged segment (fast retransmit, partial ACK). */
+  /** Resends the oldest unacknowledged segment (NewReno's partial ACK). */
   #retransmitFirst(): void {
-    const len = Math.min(this.#mss, this.#sendBuf.length, Math.max(0, seqDiff(this.#sndMax, this.#dataSeq)));
+    this.#retransmitAt(this.#sndUna, this.#mss);
+  }
+
+  /**
+   * Resends at most `limit` bytes (and an MSS) of what was sent from `seq`;
+   * returns the sequence space resent.
+   */
+  #retransmitAt(seq: number, limit: number): number {
+    const sentData = seqDiff(seqAdd(this.#dataSeq, this.#sendBuf.length), seq);
+    const len = Math.max(0, Math.min(limit, this.#mss, sentData, seqDiff(this.#sndMax, seq)));
     // The FIN goes along only if it was sent before: a first FIN has to advance SND.NXT.
     const finOutstanding = this.#finQueued && seqGt(this.#sndMax, this.#finSeq());
-    if (len === 0 && !finOutstanding) return;
+    const fin = finOutstanding && seqAdd(seq, len) === this.#finSeq();
+    if (len === 0 && !fin) return 0;
     this.#rttSeq = undefined;
-    this.#transmit(this.#sndUna, len, finOutstanding && seqAdd(this.#sndUna, len) === this.#finSeq());
+    if (this.#opts.lossCounters) this.#opts.lossCounters.segments_retransmitted++;
+    return this.#transmit(seq, len, fin);
   }
 
   #sendSyn(): void {
-    // Our SYN always offers scaling; a SYN-ACK only answers a SYN that offered it.
-    const scale = this.#state === 'syn-sent' || this.#peerScales;
-    const options = encodeTcpOptions(scale ? { mss: this.#ourMss, windowScale: this.#ourShift } : { mss: this.#ourMss });
+    // Our SYN always offers scaling and SACK; a SYN-ACK only answers a SYN that offered them.
+    const active = this.#state === 'syn-sent';
+    const options = encodeTcpOptions({
+      mss: this.#ourMss,
+      ...((active ? this.#opts.sack !== false : this.#sackOk) && { sackPermitted: true }),
+      ...((active || this.#peerScales) && { windowScale: this.#ourShift }),
+    });
     const flags = this.#state === 'syn-received' ? Syn | Ack : Syn;
     this.#sendRaw(this.#iss, flags & Ack ? this.#rcvNxt : 0, flags, EMPTY, typeof options === 'string' ? undefined : options);
     if (this.#sndMax === this.#iss) {
@@ -949,6 +1233,10 @@ export class TcpConnection {
       window: flags & Rst ? 0 : flags & Syn ? Math.min(MAX_WINDOW, this.#rcvBuf.free) : this.#windowToAdvertise() >>> this.#rcvShift,
       payload,
     };
+    // While bytes wait ahead of a gap, every ACK says which (RFC 2018 4).
+    if (options === undefined && this.#sackOk && !this.#ahead.isEmpty && (flags & (Ack | Syn | Rst)) === Ack) {
+      options = encodeTcpOptions({ sackBlocks: this.#sackBlocks() }) as Uint8Array;
+    }
     if (options !== undefined) segment.options = options;
     if (flags & Ack) this.#ackNeeded = false;
     // The SYN-ACK offers a window too: without this the first read would look like a window worth announcing.
@@ -1010,6 +1298,10 @@ export class TcpConnection {
       this.#terminate({ kind: 'closed' });
       return;
     }
+    if (this.#probeTimeoutAt !== undefined && now >= this.#probeTimeoutAt && (this.#rtoAt === undefined || now < this.#rtoAt)) {
+      this.#probeTimeoutAt = undefined;
+      this.#tailLossProbe();
+    }
     if (this.#rtoAt !== undefined && now >= this.#rtoAt) {
       this.#rtoAt = undefined;
       this.#retransmitTimeout();
@@ -1037,12 +1329,49 @@ export class TcpConnection {
     }
     // RFC 5681 (4): halve once per loss, not again for each retransmission of the same segment.
     if (this.#retries === 1) this.#ssthresh = Math.max(Math.floor(this.#flightSize() / 2), 2 * this.#mss);
+    if (this.#opts.lossCounters) this.#opts.lossCounters.retransmit_timeouts++;
     this.#cwnd = this.#mss;
     this.#inRecovery = false;
     this.#dupAcks = 0;
+    // RFC 2018 8: after a timeout the SACK information is not trusted (the receiver may have dropped what it held).
+    this.#sacked.clear();
+    this.#highRxt = 0;
     this.#recover = this.#sndMax;
     this.#sndNxt = this.#sndUna;
     this.#output();
+  }
+
+  /**
+   * RFC 8985 7.2: with SACK, one probe after 2 SRTT without an ACK, once per
+   * advance of SND.UNA, outside recovery, when it would beat the RTO. A
+   * single segment in flight is left to the RTO: the peer may be delaying
+   * its ACK.
+   */
+  #armTailLossProbe(): void {
+    if (!this.#sackOk || this.#inRecovery || this.#tailProbed || this.#flightSize() <= this.#mss || !this.#canSend()) {
+      this.#probeTimeoutAt = undefined;
+      return;
+    }
+    const pto = Math.max(MIN_PTO, 2 * (this.#srtt ?? INITIAL_RTO / 2));
+    if (this.#rtoAt !== undefined && this.#now + pto >= this.#rtoAt) return;
+    if (this.#probeTimeoutAt !== undefined) return;
+    this.#probeTimeoutAt = this.#now + pto;
+    this.#opts.timerArmed?.(this.#probeTimeoutAt);
+  }
+
+  /** RFC 8985 7.3: a new segment if the peer's window takes one, else the last one sent again, to draw an ACK with SACK blocks. */
+  #tailLossProbe(): void {
+    this.#tailProbed = true;
+    if (this.#opts.lossCounters) this.#opts.lossCounters.tail_loss_probes++;
+    const room = seqDiff(seqAdd(this.#sndUna, this.#sndWnd), this.#sndNxt);
+    const fresh = Math.min(this.#unsent(), this.#mss, room);
+    if (fresh > 0 && seqGe(this.#sndNxt, this.#sndMax)) {
+      this.#sendNew(fresh);
+      return;
+    }
+    const dataEnd = seqMin(this.#sndMax, seqAdd(this.#dataSeq, this.#sendBuf.length));
+    const last = seqMax(this.#sndUna, seqAdd(dataEnd, -this.#mss));
+    this.#retransmitAt(last, this.#mss);
   }
 
   /** The persist timer: the peer's window is closed (or too small to use) and nothing is in flight to reopen it. */
@@ -1070,9 +1399,11 @@ export class TcpConnection {
     if (seqGt(this.#sndNxt, this.#sndUna)) {
       this.#persistAt = undefined;
       this.#rtoAt ??= this.#now + this.#rto;
+      this.#armTailLossProbe();
       return;
     }
     this.#rtoAt = undefined;
+    this.#probeTimeoutAt = undefined;
     if (this.#canSend() && this.#unsent() > 0) this.#persistAt ??= this.#now + Math.max(MIN_RTO, this.#persistBackoff);
     else {
       this.#persistAt = undefined;
@@ -1103,6 +1434,7 @@ export class TcpConnection {
     this.#timeWaitAt = this.#now + this.#timeWaitMs();
     this.#rtoAt = undefined;
     this.#persistAt = undefined;
+    this.#probeTimeoutAt = undefined;
     // Everything we sent is acknowledged: a busy balancer holds thousands of connections in
     // TIME-WAIT, and each should cost a few hundred bytes, not its buffers.
     this.#sendBuf.clear();
@@ -1132,6 +1464,7 @@ export class TcpConnection {
     // RFC 7323 2.3: a shift above 14 is taken as 14.
     this.#sndShift = this.#peerScales ? Math.min(MAX_SHIFT, shift!) : 0;
     this.#rcvShift = this.#peerScales ? this.#ourShift : 0;
+    this.#sackOk = this.#opts.sack !== false && typeof parsed !== 'string' && parsed.sackPermitted === true;
   }
 
   #canWrite(): boolean {
@@ -1174,7 +1507,7 @@ export class TcpConnection {
   /** Closes the connection; events not yet delivered are dropped, as nothing may follow this one. */
   #terminate(e: TcpEvent, keepQueued = false): void {
     this.#state = 'closed';
-    this.#connectAt = this.#timeWaitAt = this.#rtoAt = this.#persistAt = undefined;
+    this.#connectAt = this.#timeWaitAt = this.#rtoAt = this.#persistAt = this.#probeTimeoutAt = undefined;
     this.#sendBuf.clear();
     if (!keepQueued) this.#events.length = 0;
     this.#events.push(e);
@@ -1195,6 +1528,10 @@ export class TcpConnection {
       this.#flushing = false;
     }
   }
+}
+
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || (b !== undefined && b < a) ? b : a;
 }
 
 /** RFC 5681 3.1's initial window. */

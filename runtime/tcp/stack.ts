@@ -1,6 +1,6 @@
 import { TcpFlag, TcpRepr } from '../wire/tcp.ts';
 import type { PortAllocator } from '../port-allocator.ts';
-import { seqAdd, seqGt, TcpConnection, type TcpEvent } from './connection.ts';
+import { seqAdd, seqGt, TcpConnection, type TcpEvent, type TcpLossCounters } from './connection.ts';
 import { initialSequenceNumber } from './isn.ts';
 
 /*
@@ -70,7 +70,7 @@ export const TIME_WAIT_SCAN_MS = 1000;
  */
 export const CONNECTION_BUFFER = 128 * 1024;
 
-export interface TcpStackCounters {
+interface TcpStackCountersBase {
   segments_rx: number;
   bad_segments: number;
   connections_accepted: number;
@@ -84,6 +84,8 @@ export interface TcpStackCounters {
   /** Connections of ours ended early in TIME-WAIT to free a port for a new one. */
   time_wait_reclaimed: number;
 }
+
+export type TcpStackCounters = TcpStackCountersBase & TcpLossCounters;
 
 interface Entry {
   socket: TcpSocket;
@@ -101,7 +103,22 @@ interface Listening {
 }
 
 export class TcpStack {
-  readonly counters: TcpStackCounters = { segments_rx: 0, bad_segments: 0, connections_accepted: 0, connections_opened: 0, syn_backlog_evictions: 0, time_wait_reopened: 0, time_wait_overflow: 0, no_ephemeral_port: 0, time_wait_reclaimed: 0 };
+  readonly counters: TcpStackCounters = {
+    segments_rx: 0,
+    bad_segments: 0,
+    connections_accepted: 0,
+    connections_opened: 0,
+    syn_backlog_evictions: 0,
+    time_wait_reopened: 0,
+    time_wait_overflow: 0,
+    no_ephemeral_port: 0,
+    time_wait_reclaimed: 0,
+    segments_retransmitted: 0,
+    retransmit_timeouts: 0,
+    fast_recoveries: 0,
+    segments_out_of_order: 0,
+    tail_loss_probes: 0,
+  };
   private readonly listeners = new Map<number, Listening>();
   private readonly entries = new Map<string, Entry>();
   private holding = false;
@@ -247,8 +264,15 @@ export class TcpStack {
     for (let c = this.acksHeld.pop(); c !== undefined; c = this.acksHeld.pop()) c.sendPendingAck();
   }
 
+  /**
+   * The earliest deadline a connection announced (timerArmed) that a
+   * periodic tick may be too coarse for; a hint, cleared once it passes.
+   */
+  soonest: number | undefined;
+
   /** Runs the connections' timers that are due. */
   tick(now: number): void {
+    if (this.soonest !== undefined && this.soonest <= now) this.soonest = undefined;
     // Sets and Maps iterate safely while entries that end are deleted from them.
     for (const entry of this.active) runTimers(entry, now);
     // TIME-WAIT has one timer, which only ends the connection: a second late is no harm, and a busy
@@ -283,6 +307,10 @@ export class TcpStack {
       now,
       sendBufferLimit: CONNECTION_BUFFER,
       receiveBufferLimit: CONNECTION_BUFFER,
+      lossCounters: this.counters,
+      timerArmed: (at) => {
+        if (this.soonest === undefined || at < this.soonest) this.soonest = at;
+      },
       isn,
       send: (segment) => this.host.send(remoteAddress, segment),
       event: (e) => this.event(k, entry, e),

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { prng } from '../../appliances/random-packets.ts';
-import { TcpConnection, type TcpConnectionOptions, type TcpEvent, type TcpState } from '../../runtime/tcp/connection.ts';
+import { TcpConnection, type TcpConnectionOptions, type TcpEvent, type TcpLossCounters, type TcpState } from '../../runtime/tcp/connection.ts';
 import { encodeTcpOptions, parseTcpOptions } from '../../runtime/wire/tcp-options.ts';
 import { TcpFlag, TcpRepr, type TcpRepr as Segment } from '../../runtime/wire/tcp.ts';
 
@@ -93,6 +93,15 @@ function passive(extra: Partial<TcpConnectionOptions> = {}, { complete = true, w
   const conn = TcpConnection.accept(options(rec, { isn, ...extra }), syn(peerIsn, 1460, window));
   if (complete) conn.receive(seg({ seq: u32(peerIsn + 1), ack: u32(isn + 1), window }), 0);
   return { conn, rec, rcv: u32(peerIsn + 1), snd: u32(isn + 1) };
+}
+
+/** `passive`, with a peer whose SYN permits SACK. */
+function passiveWithSack(extra: Partial<TcpConnectionOptions> = {}) {
+  const rec: Recorder = { sent: [], events: [] };
+  const options_ = encodeTcpOptions({ mss: 1460, sackPermitted: true }) as Uint8Array;
+  const conn = TcpConnection.accept(options(rec, extra), seg({ seq: PEER_ISN, flags: Syn, options: options_ }));
+  conn.receive(seg({ seq: u32(PEER_ISN + 1), ack: u32(ISN + 1) }), 0);
+  return { conn, rec, rcv: u32(PEER_ISN + 1), snd: u32(ISN + 1) };
 }
 
 function dataSent(rec: Recorder): Segment[] {
@@ -360,7 +369,7 @@ function path(ep: Endpoint): TcpState[] {
 // --- tests --------------------------------------------------------------------------
 
 describe('TCP connection: handshake', () => {
-  it('connects both sides, each SYN carrying our MSS and offering window scaling', () => {
+  it('connects both sides, each SYN carrying our MSS and offering window scaling and SACK', () => {
     const sim = new Sim({ b: { mss: 1200 } });
     sim.connect();
     expect(sim.a.conn!.state).toBe('established');
@@ -373,8 +382,8 @@ describe('TCP connection: handshake', () => {
     expect(synAck!.flags).toBe(Syn | Ack);
     expect(synAck!.ack).toBe(u32(ISN + 1));
     // A 64 KiB buffer needs no shift; offering 0 still lets the peer scale its own windows.
-    expect(parseTcpOptions(synFromA!.options!, 0, synFromA!.options!.length)).toEqual({ mss: 1460, windowScale: 0 });
-    expect(parseTcpOptions(synAck!.options!, 0, synAck!.options!.length)).toEqual({ mss: 1200, windowScale: 0 });
+    expect(parseTcpOptions(synFromA!.options!, 0, synFromA!.options!.length)).toEqual({ mss: 1460, sackPermitted: true, windowScale: 0 });
+    expect(parseTcpOptions(synAck!.options!, 0, synAck!.options!.length)).toEqual({ mss: 1200, sackPermitted: true, windowScale: 0 });
   });
 
   it('sends no segment larger than the smaller of the two MSSes', () => {
@@ -395,12 +404,20 @@ describe('TCP connection: handshake', () => {
     expect(dataSent(rec).map((s) => s.payload.length)).toEqual([536, 536, 536, 536]);
   });
 
-  it('answers a SYN asking for window scaling, SACK and timestamps with MSS and window scaling only', () => {
+  it('answers a SYN asking for window scaling, SACK and timestamps with MSS, SACK and window scaling only', () => {
     const rec: Recorder = { sent: [], events: [] };
     const options_ = encodeTcpOptions({ mss: 1460, windowScale: 7, sackPermitted: true, timestamp: { value: 1, echo: 0 } }) as Uint8Array;
     TcpConnection.accept(options(rec), seg({ seq: PEER_ISN, flags: Syn, options: options_ }));
     const synAck = rec.sent[0]!;
-    expect(parseTcpOptions(synAck.options!, 0, synAck.options!.length)).toEqual({ mss: 1460, windowScale: 0 });
+    expect(parseTcpOptions(synAck.options!, 0, synAck.options!.length)).toEqual({ mss: 1460, sackPermitted: true, windowScale: 0 });
+  });
+
+  it('offers no SACK when told not to, in a SYN or a SYN-ACK', () => {
+    const rec: Recorder = { sent: [], events: [] };
+    const options_ = encodeTcpOptions({ mss: 1460, sackPermitted: true }) as Uint8Array;
+    TcpConnection.accept(options(rec, { sack: false }), seg({ seq: PEER_ISN, flags: Syn, options: options_ }));
+    TcpConnection.connect(options(rec, { sack: false }));
+    for (const s of rec.sent) expect(parseTcpOptions(s.options!, 0, s.options!.length)).not.toHaveProperty('sackPermitted');
   });
 
   it('does not offer window scaling in a SYN-ACK when the SYN did not, and keeps its windows within 16 bits', () => {
@@ -664,15 +681,67 @@ describe('TCP connection: transfer', () => {
     expect(conn.read()).toEqual(pattern(100));
   });
 
-  it('drops an out-of-order segment with a duplicate ACK and takes only in-order bytes', () => {
+  it('keeps an out-of-order segment until the gap before it fills, answering it with a duplicate ACK', () => {
     const { conn, rec } = passive();
     const bytes = pattern(300);
     conn.receive(seg({ seq: PEER_ISN + 101, ack: ISN + 1, payload: bytes.subarray(100, 200) }), 1);
     expect(rec.sent.at(-1)).toMatchObject({ flags: Ack, ack: PEER_ISN + 1 });
     expect(conn.readable).toBe(0);
     conn.receive(seg({ seq: PEER_ISN + 1, ack: ISN + 1, payload: bytes.subarray(0, 100) }), 2);
-    expect(rec.sent.at(-1)).toMatchObject({ ack: PEER_ISN + 101 });
-    expect(conn.read()).toEqual(bytes.subarray(0, 100));
+    expect(rec.sent.at(-1)).toMatchObject({ ack: PEER_ISN + 201 });
+    expect(rec.sent.at(-1)!.options ?? EMPTY).toEqual(EMPTY);
+    expect(conn.read()).toEqual(bytes.subarray(0, 200));
+  });
+
+  it('reports the bytes it holds past a gap in SACK blocks, the latest first (RFC 2018)', () => {
+    const { conn, rec } = passiveWithSack();
+    const bytes = pattern(1000);
+    const sackOf = (s: Segment) => (parseTcpOptions(s.options!, 0, s.options!.length) as { sackBlocks?: unknown }).sackBlocks;
+    conn.receive(seg({ seq: PEER_ISN + 201, ack: ISN + 1, payload: bytes.subarray(200, 300) }), 1);
+    expect(sackOf(rec.sent.at(-1)!)).toEqual([{ left: PEER_ISN + 201, right: PEER_ISN + 301 }]);
+    conn.receive(seg({ seq: PEER_ISN + 501, ack: ISN + 1, payload: bytes.subarray(500, 600) }), 2);
+    conn.receive(seg({ seq: PEER_ISN + 301, ack: ISN + 1, payload: bytes.subarray(300, 400) }), 3);
+    expect(rec.sent.at(-1)).toMatchObject({ ack: PEER_ISN + 1 });
+    expect(sackOf(rec.sent.at(-1)!)).toEqual([
+      { left: PEER_ISN + 201, right: PEER_ISN + 401 },
+      { left: PEER_ISN + 501, right: PEER_ISN + 601 },
+    ]);
+    conn.receive(seg({ seq: PEER_ISN + 1, ack: ISN + 1, payload: bytes.subarray(0, 200) }), 4);
+    expect(rec.sent.at(-1)).toMatchObject({ ack: PEER_ISN + 401 });
+    expect(sackOf(rec.sent.at(-1)!)).toEqual([{ left: PEER_ISN + 501, right: PEER_ISN + 601 }]);
+    conn.receive(seg({ seq: PEER_ISN + 401, ack: ISN + 1, payload: bytes.subarray(400, 500) }), 5);
+    expect(rec.sent.at(-1)).toMatchObject({ ack: PEER_ISN + 601 });
+    expect(rec.sent.at(-1)!.options ?? EMPTY).toEqual(EMPTY);
+    expect(conn.read()).toEqual(bytes.subarray(0, 600));
+  });
+
+  it('shortens the data segments that carry SACK blocks by the blocks, so the datagram stays within the MTU', () => {
+    const { conn, rec, rcv } = passiveWithSack();
+    conn.receive(seg({ seq: rcv + 1000, ack: ISN + 1, payload: pattern(100) }), 1);
+    conn.receive(seg({ seq: rcv + 3000, ack: ISN + 1, payload: pattern(100) }), 2);
+    conn.write(pattern(2920));
+    const data = dataSent(rec);
+    // Two blocks: 4 + 16 option bytes.
+    expect(data.map((s) => s.options!.length)).toEqual([20, 20, 20]);
+    expect(data.map((s) => s.payload.length)).toEqual([1440, 1440, 40]);
+  });
+
+  it('sends no SACK blocks to a peer that did not permit them', () => {
+    const { conn, rec } = passive();
+    conn.receive(seg({ seq: PEER_ISN + 101, ack: ISN + 1, payload: pattern(100) }), 1);
+    expect(rec.sent.at(-1)!.options ?? EMPTY).toEqual(EMPTY);
+  });
+
+  it('keeps no more than 32 separate ranges ahead of a gap', () => {
+    const { conn, rec } = passiveWithSack({ receiveBufferLimit: 4096 });
+    const bytes = pattern(100);
+    const send = (offset: number, at: number) => conn.receive(seg({ seq: PEER_ISN + 1 + offset, ack: ISN + 1, payload: bytes.subarray(offset, offset + 1) }), at);
+    // One-byte islands at offsets 2, 4, ... 80: the first 32 (up to 64) are kept, the rest are not.
+    for (let i = 1; i <= 40; i++) send(2 * i, i);
+    // Filling the gaps in order joins the kept islands up to offset 65; offset 66 was not kept.
+    for (let offset = 0; offset <= 65; offset += offset === 0 ? 1 : 2) send(offset, 50 + offset);
+    expect(rec.sent.at(-1)!.ack).toBe(PEER_ISN + 1 + 66);
+    expect(conn.read()).toEqual(bytes.subarray(0, 66));
   });
 
   it('takes only the new part of a segment that overlaps bytes already received', () => {
@@ -730,15 +799,17 @@ describe('TCP connection: transfer', () => {
     expect(dataSent(rec).map((s) => s.payload.length)).toEqual([1460, 1460]);
   });
 
-  it('retransmits the first unacknowledged segment on the third duplicate ACK, not before', () => {
+  it('sends a new segment on each of the first two duplicate ACKs (limited transmit), and the first unacknowledged one again on the third', () => {
     const { conn, rec, snd, rcv } = passive();
-    conn.write(pattern(20_000));
+    const bytes = pattern(20_000);
+    conn.write(bytes);
     const sent = rec.sent.length;
+    const next = snd + 3 * 1460;
     conn.receive(seg({ seq: rcv, ack: snd }), 10);
     conn.receive(seg({ seq: rcv, ack: snd }), 11);
-    expect(rec.sent.length).toBe(sent);
+    expect(rec.sent.slice(sent).map((s) => s.seq)).toEqual([next, next + 1460]);
     conn.receive(seg({ seq: rcv, ack: snd }), 12);
-    expect(rec.sent.slice(sent)[0]).toMatchObject({ seq: snd, payload: pattern(20_000).subarray(0, 1460) });
+    expect(rec.sent.slice(sent + 2)[0]).toMatchObject({ seq: snd, payload: bytes.subarray(0, 1460) });
   });
 
   it('sets the retransmission timeout to SRTT + 4 RTTVAR from the first RTT sample', () => {
@@ -793,6 +864,7 @@ describe('TCP connection: transfer', () => {
       sendBufferLimit: fc.integer({ min: 1, max: 100_000 }),
       receiveBufferLimit: fc.integer({ min: 1, max: 70_000 }),
       isn: fc.integer({ min: 0, max: 0xffffffff }),
+      sack: fc.boolean(),
     });
     fc.assert(
       fc.property(
@@ -806,7 +878,7 @@ describe('TCP connection: transfer', () => {
           b: side,
         }),
         (p) => {
-          const connection = (s: typeof p.a) => ({ isn: s.isn, mss: s.mss, sendBufferLimit: s.sendBufferLimit, receiveBufferLimit: s.receiveBufferLimit });
+          const connection = (s: typeof p.a) => ({ isn: s.isn, mss: s.mss, sendBufferLimit: s.sendBufferLimit, receiveBufferLimit: s.receiveBufferLimit, sack: s.sack });
           // Tiny buffers move a few bytes per round trip: cap the transfer so a run stays cheap.
           const bytes = (from: typeof p.a, to: typeof p.a) => Math.min(from.bytes, 200 * Math.min(from.sendBufferLimit, to.receiveBufferLimit));
           const aBytes = bytes(p.a, p.b);
@@ -869,6 +941,116 @@ describe('TCP connection: transfer', () => {
     expect(sim.a.sent.some((x) => x.s.seq < 0x1000)).toBe(true);
     expect(sim.a.kinds().at(-1)).toBe('closed');
     expect(sim.b.kinds().at(-1)).toBe('closed');
+  });
+});
+
+describe('TCP connection: loss recovery', () => {
+  const counters = (): TcpLossCounters => ({ segments_retransmitted: 0, retransmit_timeouts: 0, fast_recoveries: 0, segments_out_of_order: 0, tail_loss_probes: 0 });
+
+  /** A 200 kB transfer from a to b whose link loses the first copies of the data segments at `lost` (byte offsets). */
+  function lossySim(lost: number[], sack = true) {
+    const dropped = new Set<number>();
+    const lossA = counters();
+    const lossB = counters();
+    const sim = new Sim({
+      a: { sack, lossCounters: lossA },
+      b: { sack, lossCounters: lossB, receiveBufferLimit: 256 * 1024 },
+      appA: { data: pattern(200_000), close: 'after-write' },
+      appB: { close: 'after-end' },
+      drop: (from, s) => {
+        const offset = u32(s.seq - ISN - 1);
+        if (from !== 'a' || s.payload.length === 0 || !lost.includes(offset) || dropped.has(offset)) return false;
+        dropped.add(offset);
+        return true;
+      },
+    });
+    /** The data segments a sent again, in order. */
+    const resent = () => {
+      const data = sim.a.sent.filter((x) => x.s.payload.length > 0);
+      return data.filter((x, i) => data.findIndex((y) => y.s.seq === x.s.seq) < i);
+    };
+    return { sim, lossA, lossB, resent };
+  }
+
+  it('resends each segment lost from one window once, within a round trip, and nothing the peer SACKed', () => {
+    const lost = [100, 102, 105, 106].map((n) => n * 1460);
+    const { sim, lossA, lossB, resent } = lossySim(lost);
+    sim.run(600_000);
+    expectBytes(sim.b.received, pattern(200_000));
+    expect(resent().map((x) => u32(x.s.seq - ISN - 1))).toEqual(lost);
+    expect(lossA).toMatchObject({ segments_retransmitted: 4, retransmit_timeouts: 0, fast_recoveries: 1 });
+    expect(lossB.segments_out_of_order).toBeGreaterThan(0);
+    // All four went out within one round trip (the link takes 1 ms each way); NewReno needs one each.
+    const times = resent().map((x) => x.at);
+    expect(Math.max(...times) - Math.min(...times)).toBeLessThan(2);
+  });
+
+  it('without SACK, recovers the same losses by NewReno, one per round trip', () => {
+    const lost = [100, 102, 105, 106].map((n) => n * 1460);
+    const { sim, lossA, resent } = lossySim(lost, false);
+    sim.run(600_000);
+    expectBytes(sim.b.received, pattern(200_000));
+    expect(lossA.fast_recoveries).toBe(1);
+    expect(lossA.retransmit_timeouts).toBe(0);
+    const times = resent().map((x) => x.at);
+    expect(Math.max(...times) - Math.min(...times)).toBeGreaterThanOrEqual(2 * 3);
+  });
+
+  it('resends a segment lost near the end of a transfer on fewer than three duplicate ACKs (early retransmit)', () => {
+    // 200,000 bytes end in a segment of 1440 bytes at offset 136 * 1460: lose the one before it.
+    const { sim, lossA, resent } = lossySim([135 * 1460]);
+    sim.run(600_000);
+    expectBytes(sim.b.received, pattern(200_000));
+    expect(lossA).toMatchObject({ segments_retransmitted: 1, retransmit_timeouts: 0 });
+    const lostAt = sim.a.sent.find((x) => x.s.seq === ISN + 1 + 135 * 1460)!.at;
+    expect(resent()[0]!.at - lostAt).toBeLessThan(200);
+  });
+
+  it('probes a tail whose ACKs stopped, well before the retransmission timeout (RFC 8985 tail loss probe)', () => {
+    // 20 segments; the last two are lost, so no duplicate ACK ever comes.
+    const lossA = counters();
+    const total = 20 * 1460;
+    const lost = new Set([18 * 1460, 19 * 1460]);
+    const sim = new Sim({
+      a: { lossCounters: lossA },
+      appA: { data: pattern(total) },
+      drop: (from, s) => from === 'a' && s.payload.length > 0 && lost.delete(u32(s.seq - ISN - 1)),
+    });
+    sim.run(5_000, () => sim.b.received.length === total);
+    expectBytes(sim.b.received, pattern(total));
+    expect(lossA).toMatchObject({ tail_loss_probes: 1, retransmit_timeouts: 0 });
+    // The probe resent the last segment; its SACK showed the one before it lost.
+    expect(sim.now).toBeLessThan(100);
+  });
+
+  it('sends no tail loss probe to a peer without SACK: the timeout resends', () => {
+    const lossA = counters();
+    const total = 20 * 1460;
+    const lost = new Set([18 * 1460, 19 * 1460]);
+    const sim = new Sim({
+      a: { lossCounters: lossA, sack: false },
+      appA: { data: pattern(total) },
+      drop: (from, s) => from === 'a' && s.payload.length > 0 && lost.delete(u32(s.seq - ISN - 1)),
+    });
+    sim.run(5_000, () => sim.b.received.length === total);
+    expectBytes(sim.b.received, pattern(total));
+    expect(lossA).toMatchObject({ tail_loss_probes: 0, retransmit_timeouts: 1 });
+  });
+
+  it('counts a retransmission timeout, and forgets what was SACKed, when a resend is lost too', () => {
+    const lost = 100 * 1460;
+    let copies = 0;
+    const lossA = counters();
+    const sim = new Sim({
+      a: { lossCounters: lossA },
+      appA: { data: pattern(200_000), close: 'after-write' },
+      appB: { close: 'after-end' },
+      drop: (from, s) => from === 'a' && s.seq === ISN + 1 + lost && s.payload.length > 0 && copies++ < 2,
+    });
+    sim.run(600_000);
+    expectBytes(sim.b.received, pattern(200_000));
+    expect(lossA.retransmit_timeouts).toBe(1);
+    expect(lossA.fast_recoveries).toBe(1);
   });
 });
 
@@ -1001,15 +1183,15 @@ describe('TCP connection: close', () => {
     expect(conn.read()).toEqual(pattern(100));
   });
 
-  it('drops a FIN that arrives ahead of missing data, with a duplicate ACK', () => {
+  it('keeps a FIN that arrives ahead of missing data, and takes it once the data comes', () => {
     const { conn, rec } = passive();
     conn.receive(seg({ seq: PEER_ISN + 101, ack: ISN + 1, flags: Ack | Fin }), 1);
     expect(conn.state).toBe('established');
     expect(rec.sent.at(-1)).toMatchObject({ ack: PEER_ISN + 1 });
     conn.receive(seg({ seq: PEER_ISN + 1, ack: ISN + 1, payload: pattern(100) }), 2);
-    conn.receive(seg({ seq: PEER_ISN + 101, ack: ISN + 1, flags: Ack | Fin }), 3);
     expect(conn.state).toBe('close-wait');
     expect(rec.sent.at(-1)).toMatchObject({ ack: PEER_ISN + 102 });
+    expect(rec.events.map((e) => e.kind)).toEqual(['connected', 'readable', 'end']);
   });
 
   it('acknowledges a FIN retransmitted during TIME-WAIT again and restarts the wait', () => {
@@ -1149,6 +1331,8 @@ describe('TCP connection: hostile input', () => {
         window: fc.nat(),
         payload: fc.uint8Array({ maxLength: 200 }),
         options: fc.option(fc.uint8Array({ maxLength: 40 }), { nil: undefined }),
+        // SACK blocks around what the connection sent: a peer that lies, or is confused, about what it holds.
+        sack: fc.option(fc.array(fc.record({ left: fc.integer({ min: -100, max: 6000 }), len: fc.integer({ min: -10, max: 3000 }) }), { minLength: 1, maxLength: 4 }), { nil: undefined }),
       }),
     },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('tick' as const), dt: fc.integer({ min: 0, max: 70_000 }) }) },
@@ -1171,7 +1355,8 @@ describe('TCP connection: hostile input', () => {
         fc.array(action, { maxLength: 60 }),
         fc.boolean(),
         fc.boolean(),
-        (state, isn, maxWindow, actions, deferAcks, skipTimeWait) => {
+        fc.boolean(),
+        (state, isn, maxWindow, actions, deferAcks, skipTimeWait, sackPeer) => {
           const sent: Segment[] = [];
           const events: TcpEvent[] = [];
           let sentAfterEnd = 0;
@@ -1216,7 +1401,8 @@ describe('TCP connection: hostile input', () => {
             conn = TcpConnection.connect(opts);
             peerSeq = PEER_ISN;
           } else {
-            conn = TcpConnection.accept(opts, syn(PEER_ISN, 1460, w));
+            const synOptions = encodeTcpOptions({ mss: 1460, ...(sackPeer && { sackPermitted: true }) }) as Uint8Array;
+            conn = TcpConnection.accept(opts, seg({ seq: PEER_ISN, flags: Syn, window: w, options: synOptions }));
             if (state !== 'syn-received') deliver(conn, seg({ seq: peerSeq, ack: u32(isn + 1), window: w }));
             if (state !== 'syn-received' && state !== 'fin-wait-2' && state !== 'time-wait') conn.write(pattern(3000));
             if (state === 'fin-wait-1' || state === 'closing') conn.close();
@@ -1235,7 +1421,9 @@ describe('TCP connection: hostile input', () => {
 
           for (const a of actions) {
             switch (a.kind) {
-              case 'segment':
+              case 'segment': {
+                const blocks = a.sack?.map((b) => ({ left: u32(isn + 1 + b.left), right: u32(isn + 1 + b.left + b.len) }));
+                const options = blocks ? (encodeTcpOptions({ sackBlocks: blocks }) as Uint8Array) : a.options;
                 deliver(
                   conn,
                   seg({
@@ -1244,10 +1432,11 @@ describe('TCP connection: hostile input', () => {
                     flags: a.flags,
                     window: maxWindow === 0 ? 0 : a.window % (maxWindow + 1),
                     payload: a.payload,
-                    ...(a.options ? { options: a.options } : {}),
+                    ...(options ? { options } : {}),
                   }),
                 );
                 break;
+              }
               case 'tick':
                 now += a.dt;
                 conn.tick(now);
