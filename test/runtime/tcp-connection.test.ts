@@ -1037,7 +1037,24 @@ describe('TCP connection: loss recovery', () => {
     expect(lossA).toMatchObject({ tail_loss_probes: 0, retransmit_timeouts: 1 });
   });
 
-  it('counts a retransmission timeout, and forgets what was SACKed, when a resend is lost too', () => {
+  it('sends a lost resend again once bytes sent after it are SACKed, without waiting for the timeout', () => {
+    const at = 30 * 1460;
+    let copies = 0;
+    const lossA = counters();
+    const sim = new Sim({
+      a: { lossCounters: lossA },
+      b: { receiveBufferLimit: 256 * 1024 },
+      appA: { data: pattern(1_000_000), close: 'after-write' },
+      appB: { close: 'after-end' },
+      drop: (from, s) => from === 'a' && s.seq === ISN + 1 + at && s.payload.length > 0 && copies++ < 2,
+    });
+    sim.run(600_000);
+    expectBytes(sim.b.received, pattern(1_000_000));
+    expect(copies).toBe(3);
+    expect(lossA).toMatchObject({ retransmit_timeouts: 0, fast_recoveries: 1 });
+  });
+
+  it('falls back to the retransmission timeout when a resend is lost and nothing sent after it can show that', () => {
     const lost = 100 * 1460;
     let copies = 0;
     const lossA = counters();

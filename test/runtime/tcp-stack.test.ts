@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { PortAllocator } from '../../runtime/port-allocator.ts';
 import { initialSequenceNumber } from '../../runtime/tcp/isn.ts';
 import { SYN_BACKLOG, TcpStack, TIME_WAIT_SCAN_MS, type TcpSocket } from '../../runtime/tcp/stack.ts';
+import { encodeTcpOptions } from '../../runtime/wire/tcp-options.ts';
 import { TcpFlag, TcpRepr } from '../../runtime/wire/tcp.ts';
 import { client, echoServer, TcpNet } from '../helpers/tcp-net.ts';
 
@@ -60,6 +61,26 @@ describe('the TCP stack of an address', () => {
     const data = (seq: number, text: string): TcpRepr => ({ ...syn(4000), flags: TcpFlag.Ack | TcpFlag.Psh, seq, ack: (iss + 1) >>> 0, payload: new TextEncoder().encode(text) });
     return { stack, sent, socket: socket!, data };
   }
+
+  it('announces the deadline of a tail loss probe as its soonest timer, and forgets it once passed', () => {
+    let now = 0;
+    const sent: TcpRepr[] = [];
+    const stack = new TcpStack({ address: () => A, send: (_, segment) => sent.push(segment), now: () => now, ports: new PortAllocator(() => 0), random: () => 0.25 });
+    let socket: TcpSocket | undefined;
+    stack.listen(80, { accept: (s) => (socket = s) });
+    stack.receiveSegment(B, { ...syn(4000), options: encodeTcpOptions({ mss: 1460, sackPermitted: true }) as Uint8Array });
+    const iss = sent[0]!.seq;
+    now = 10;
+    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1) >>> 0 });
+    expect(stack.soonest).toBeUndefined();
+    // Three segments in flight, with a 10 ms round trip measured: a probe 2 RTT on, sooner than a 50 ms tick.
+    socket!.connection.write(new Uint8Array(4000));
+    expect(stack.soonest).toBe(now + 20);
+    expect(socket!.connection.nextTimer()).toBe(now + 20);
+    stack.tick(now + 20);
+    expect(stack.soonest).toBeUndefined();
+    expect(stack.counters.tail_loss_probes).toBe(1);
+  });
 
   it('acknowledges the data of one held batch once, at release', () => {
     const { stack, sent, socket, data } = established();
