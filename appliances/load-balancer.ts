@@ -27,17 +27,25 @@ import { parseIpv4Address } from '../runtime/wire/ipv4.ts';
  * - Flow control is each connection's own: bytes move only while the other
  *   side's send buffer has room, so a slow reader closes the fast sender's
  *   TCP window instead of filling the appliance's memory.
+ * - With an idle timeout (a boot flag; the language has no key, upstream's
+ *   newest balancer has none), a session that moved no byte either way for
+ *   that long is reset on both sides: otherwise clients that connect and
+ *   stay silent can hold every session of session_limit for good.
  */
 
 export const CHECK_RETRY = 8_000;
 export const CHECK_INTERVAL = 30_000;
 export const WAIT_TIMEOUT = 60_000;
+/** How often open sessions are checked for the idle timeout: it is meant in seconds, and a scan visits them all. */
+export const IDLE_SCAN_INTERVAL = 1_000;
 
 export interface LoadBalancerHost {
   readonly clients: TcpStack;
   readonly servers: TcpStack;
   now(): number;
   log(line: string): void;
+  /** ms without a byte either way after which a session is reset; none when absent or 0. */
+  readonly idleTimeout?: number;
 }
 
 interface Node {
@@ -71,6 +79,8 @@ interface Session {
   ended: boolean;
   /** A pump is moving bytes from this side: an event emitted while it reads or writes must not start a second pump that closes the other side before the first one's write. */
   pumping: { client: boolean; backend: boolean };
+  /** When a byte last moved either way (for the idle timeout). */
+  lastActive: number;
 }
 
 export interface LoadBalancerCounters {
@@ -79,6 +89,8 @@ export interface LoadBalancerCounters {
   waiting: number;
   clients_refused: number;
   clients_wait_timeout: number;
+  /** Sessions reset after the idle timeout (--lb-idle-timeout). */
+  sessions_idle_timeout: number;
   backend_connect_failures: number;
   health_checks: number;
   /** Nodes a check or a session has found up, and nodes marked down. */
@@ -93,6 +105,7 @@ export class LoadBalancer {
     waiting: 0,
     clients_refused: 0,
     clients_wait_timeout: 0,
+    sessions_idle_timeout: 0,
     backend_connect_failures: 0,
     health_checks: 0,
     nodes_up: 0,
@@ -104,6 +117,9 @@ export class LoadBalancer {
   private cursor = 0;
   /** sessions_total at the last report, for its "+delta". */
   private reported = 0;
+  /** Sessions not yet ended, for the idle timeout. */
+  private readonly open = new Set<Session>();
+  private nextIdleScan = 0;
 
   constructor(
     private readonly ir: IrLoadBalancer,
@@ -138,6 +154,11 @@ export class LoadBalancer {
     // Clients queued when no connection could be made (every port taken) are
     // retried here: nothing else would wake them once no session is left to end.
     if (this.queue.length > 0) this.drain();
+    const idle = this.host.idleTimeout;
+    if (idle !== undefined && idle > 0 && now >= this.nextIdleScan) {
+      this.nextIdleScan = now + IDLE_SCAN_INTERVAL;
+      for (const session of this.open) if (now - session.lastActive >= idle) this.resetIdle(session);
+    }
     this.counters.waiting = this.queue.length;
     this.counters.nodes_up = this.nodes.filter((n) => n.state === 'up').length;
     this.counters.nodes_down = this.nodes.filter((n) => n.state === 'down').length;
@@ -305,7 +326,27 @@ export class LoadBalancer {
     node.sessions++;
     this.counters.sessions_open++;
     this.counters.sessions_total++;
-    return { client: waiting.client, backend, node, clientEnded: waiting.ended, backendEnded: false, ended: false, pumping: { client: false, backend: false } };
+    const session: Session = {
+      client: waiting.client,
+      backend,
+      node,
+      clientEnded: waiting.ended,
+      backendEnded: false,
+      ended: false,
+      pumping: { client: false, backend: false },
+      lastActive: this.host.now(),
+    };
+    this.open.add(session);
+    return session;
+  }
+
+  /** Both connections get an RST: the client must not take the silence for the end of the stream. */
+  private resetIdle(session: Session): void {
+    this.counters.sessions_idle_timeout++;
+    session.client.onEvent = session.backend.onEvent = ignore;
+    session.client.connection.abort();
+    session.backend.connection.abort();
+    this.end(session);
   }
 
   private sessionEvent(session: Session, side: 'client' | 'backend', e: TcpEvent): void {
@@ -341,7 +382,7 @@ export class LoadBalancer {
     if (session.pumping[fromSide]) return;
     session.pumping[fromSide] = true;
     // Straight from one connection's receive buffer into the other's send buffer: no copy in between.
-    from.readInto((bytes) => to.write(bytes));
+    if (from.readInto((bytes) => to.write(bytes)) > 0 && this.host.idleTimeout) session.lastActive = this.host.now();
     session.pumping[fromSide] = false;
     const ended = fromSide === 'client' ? session.clientEnded : session.backendEnded;
     if (ended && from.readable === 0) to.close();
@@ -355,6 +396,7 @@ export class LoadBalancer {
   private end(session: Session): void {
     if (session.ended) return;
     session.ended = true;
+    this.open.delete(session);
     session.node.sessions--;
     this.counters.sessions_open--;
     this.drain();

@@ -71,6 +71,8 @@ export interface ApplianceEnv {
   readonly host?: ApplianceHost;
   /** The operator's syslog facility and framing (boot flags); facility user, RFC 5424 when absent. */
   readonly syslog?: SyslogSettings;
+  /** ms without a byte either way after which a load-balancer session is reset (a boot flag); none when absent. */
+  readonly lbIdleTimeout?: number;
 }
 
 export interface ApplianceHost {
@@ -292,10 +294,17 @@ export class Appliance {
   private startLoadBalancer(ir: IrLoadBalancer): void {
     const clients = this.tcpStack(this.ifaces.get(ir.clients.iface)!);
     const servers = this.tcpStack(this.ifaces.get(ir.servers.iface)!);
-    const lb = new LoadBalancer(ir, { clients, servers, now: () => this.clockNow(), log: (line) => this.env.log(line) });
+    const lb = new LoadBalancer(ir, {
+      clients,
+      servers,
+      now: () => this.clockNow(),
+      log: (line) => this.env.log(line),
+      ...(this.env.lbIdleTimeout ? { idleTimeout: this.env.lbIdleTimeout } : {}),
+    });
     this.lb = lb;
     lb.start();
-    this.env.log(`[ NaCl LB ] ${ir.name}: clients on ${ir.clients.iface} port ${ir.clients.port}, ${ir.servers.pool.length} nodes via ${ir.servers.iface} (${ir.servers.algorithm})`);
+    const idle = this.env.lbIdleTimeout ? `, idle timeout ${this.env.lbIdleTimeout / 1000} s` : '';
+    this.env.log(`[ NaCl LB ] ${ir.name}: clients on ${ir.clients.iface} port ${ir.clients.port}, ${ir.servers.pool.length} nodes via ${ir.servers.iface} (${ir.servers.algorithm})${idle}`);
     this.every(TCP_TICK_MS, () => {
       for (const stack of this.tcpStacks) stack.tick(this.now);
       lb.tick(this.now);

@@ -36,6 +36,8 @@ export interface TenderOptions {
   readonly syslog?: SyslogSettings;
   /** MACs the operator gives NICs, instead of the ones derived from the image. */
   readonly macs?: ReadonlyMap<string, Uint8Array>;
+  /** ms without a byte either way after which a load-balancer session is reset; none when absent. */
+  readonly lbIdleTimeout?: number;
 }
 
 export interface RunningAppliance {
@@ -140,6 +142,7 @@ export async function bootImage(image: LoadedImage, options: TenderOptions): Pro
     log: (line) => emit('info', line),
     random: Math.random,
     ...(options.syslog ? { syslog: options.syslog } : {}),
+    ...(options.lbIdleTimeout ? { lbIdleTimeout: options.lbIdleTimeout } : {}),
     host: {
       memory: () => {
         const m = process.memoryUsage();

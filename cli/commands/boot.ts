@@ -13,6 +13,7 @@ export interface BootOptions {
   syslogFacility: string;
   syslogFormat: string;
   mac?: string[];
+  lbIdleTimeout: string;
 }
 
 /**
@@ -52,6 +53,13 @@ function syslogSettings(options: BootOptions): SyslogSettings {
   return { facility, framing: parseFormat(options.syslogFormat, ['rfc5424', 'rfc3164'] as const, 'syslog format') };
 }
 
+/** `--lb-idle-timeout SECONDS` in ms; 0 for none. */
+function lbIdleTimeout(text: string): number {
+  const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(seconds) || seconds > 86_400 * 365) throw new UsageError(`--lb-idle-timeout ${text}: expected seconds, e.g. 300 (0 for none)`);
+  return Math.round(seconds * 1000);
+}
+
 function nicSpecs(list: readonly string[]): Map<string, DriverSpec> {
   return perNic('--nic', 'N=DRIVER:ARGS, e.g. 0=tap:nacl0', list, (key, value, text) => {
     if (!/^\d+$/.test(key) && !MAC_COLONS.test(key)) throw new UsageError(`--nic ${text}: N must be an Iface index or a MAC address`);
@@ -76,6 +84,7 @@ export async function start(image: LoadedImage, label: string, options: BootOpti
       label,
       syslog,
       macs: macSpecs(options.mac ?? []),
+      lbIdleTimeout: lbIdleTimeout(options.lbIdleTimeout ?? '0'),
     });
   } catch (err) {
     if (err instanceof TenderError) throw new UsageError(err.message);

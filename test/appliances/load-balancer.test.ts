@@ -23,6 +23,8 @@ interface Options {
   up?: number[];
   /** The servers' side ephemeral ports (default: all of 49152-65535). */
   serverPorts?: PortAllocator;
+  /** ms (--lb-idle-timeout). */
+  idleTimeout?: number;
 }
 
 function setup(options: Options = {}) {
@@ -36,7 +38,13 @@ function setup(options: Options = {}) {
     servers: { iface: 'inside', algorithm: options.algorithm ?? 'round_robin', pool: Array.from({ length: count }, (_, i) => ({ address: `10.0.2.${10 + i}`, port: 8000 })) },
   };
   const servers = net.stack('10.0.2.1', undefined, options.serverPorts);
-  const lb = new LoadBalancer(ir, { clients: net.stack('10.0.1.1'), servers, now: () => net.now, log: (l) => logs.push(l) });
+  const lb = new LoadBalancer(ir, {
+    clients: net.stack('10.0.1.1'),
+    servers,
+    now: () => net.now,
+    log: (l) => logs.push(l),
+    ...(options.idleTimeout ? { idleTimeout: options.idleTimeout } : {}),
+  });
   net.onTick((now) => lb.tick(now));
   const nodes = Array.from({ length: count }, (_, i) => net.stack(`10.0.2.${10 + i}`));
   const up = options.up ?? nodes.map((_, i) => i);
@@ -219,6 +227,39 @@ describe('the load balancer', () => {
     expect(c.events).toContain('reset:rst-received');
     expect(lb.counters.clients_wait_timeout).toBe(1);
     expect(lb.counters.waiting).toBe(0);
+  });
+
+  it('resets both sides of a session that moved no byte for the idle timeout, and frees its place', () => {
+    const { net, lb, connect } = setup({ nodes: 1, sessionLimit: 1, idleTimeout: 5_000 });
+    const silent = connect('', { keepOpen: true });
+    net.advance(1_000);
+    expect(lb.counters.sessions_open).toBe(1);
+    const next = connect('next', { keepOpen: true });
+    net.advance(3_000);
+    expect(next.received()).toBe('');
+    net.advance(2_500);
+    expect(silent.events).toContain('reset:rst-received');
+    expect(lb.counters.sessions_idle_timeout).toBe(1);
+    // The place it held went to the client waiting for it.
+    net.advance(100);
+    expect(next.received()).toBe('node0\nnext');
+  });
+
+  it('keeps a session whose bytes keep moving past the idle timeout, and never resets without one', () => {
+    const { net, lb, connect } = setup({ nodes: 1, idleTimeout: 2_000 });
+    const busy = connect('a', { keepOpen: true });
+    for (let i = 0; i < 10; i++) {
+      net.advance(1_000);
+      busy.socket.connection.write(new TextEncoder().encode('b'));
+    }
+    net.advance(100);
+    expect(busy.received()).toBe('node0\na' + 'b'.repeat(10));
+    expect(lb.counters.sessions_idle_timeout).toBe(0);
+    const quiet = setup({ nodes: 1 });
+    const idle = quiet.connect('', { keepOpen: true });
+    quiet.net.advance(600_000);
+    expect(idle.events).not.toContain('reset:rst-received');
+    expect(quiet.lb.counters.sessions_open).toBe(1);
   });
 
   it('sends a client address to the same node every time (source_hash)', () => {

@@ -145,6 +145,24 @@ describe('nacl run', () => {
     expect(format.stderr).toContain('rfc3164');
   });
 
+  it('exits 2 for an idle timeout that is not a number of seconds', () => {
+    for (const value of ['soon', '-5', '1e3']) {
+      const run = nacl(['run', example('lb.nacl'), '--nic', '0=memory:x', '--lb-idle-timeout', value]);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain('--lb-idle-timeout');
+    }
+  });
+
+  it('says the load balancer has an idle timeout when given one', async () => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', example('lb.nacl'), '--nic', '0=memory:lb-a', '--nic', '1=memory:lb-b', '--lb-idle-timeout', '300'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    for (let i = 0; i < 100 && !out.includes('ready:'); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    await new Promise((r) => child.on('exit', r));
+    expect(out).toMatch(/\[ NaCl LB \] .*idle timeout 300 s/);
+  });
+
   it('builds in memory, boots, prints ready and stops on SIGINT', async () => {
     const child = spawn(process.execPath, [join(ROOT, 'dist', 'nacl.js'), 'run', example('cidr.nacl'), '--nic', '0=memory:run-test'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
