@@ -28,9 +28,10 @@ import { parseIpv4Address } from '../runtime/wire/ipv4.ts';
  *   side's send buffer has room, so a slow reader closes the fast sender's
  *   TCP window instead of filling the appliance's memory.
  * - With an idle timeout (a boot flag; the language has no key, upstream's
- *   newest balancer has none), a session that moved no byte either way for
- *   that long is reset on both sides: otherwise clients that connect and
- *   stay silent can hold every session of session_limit for good.
+ *   newest balancer has none), a session whose connections made no progress
+ *   for that long (no byte in from either peer, none of ours acknowledged)
+ *   is reset on both sides: otherwise clients that connect and stay silent
+ *   can hold every session of session_limit for good.
  */
 
 export const CHECK_RETRY = 8_000;
@@ -79,8 +80,6 @@ interface Session {
   ended: boolean;
   /** A pump is moving bytes from this side: an event emitted while it reads or writes must not start a second pump that closes the other side before the first one's write. */
   pumping: { client: boolean; backend: boolean };
-  /** When a byte last moved either way (for the idle timeout). */
-  lastActive: number;
 }
 
 export interface LoadBalancerCounters {
@@ -157,7 +156,7 @@ export class LoadBalancer {
     const idle = this.host.idleTimeout;
     if (idle !== undefined && idle > 0 && now >= this.nextIdleScan) {
       this.nextIdleScan = now + IDLE_SCAN_INTERVAL;
-      for (const session of this.open) if (now - session.lastActive >= idle) this.resetIdle(session);
+      for (const session of this.open) if (now - lastProgress(session) >= idle) this.resetIdle(session);
     }
     this.counters.waiting = this.queue.length;
     this.counters.nodes_up = this.nodes.filter((n) => n.state === 'up').length;
@@ -334,7 +333,6 @@ export class LoadBalancer {
       backendEnded: false,
       ended: false,
       pumping: { client: false, backend: false },
-      lastActive: this.host.now(),
     };
     this.open.add(session);
     return session;
@@ -382,7 +380,7 @@ export class LoadBalancer {
     if (session.pumping[fromSide]) return;
     session.pumping[fromSide] = true;
     // Straight from one connection's receive buffer into the other's send buffer: no copy in between.
-    if (from.readInto((bytes) => to.write(bytes)) > 0 && this.host.idleTimeout) session.lastActive = this.host.now();
+    from.readInto((bytes) => to.write(bytes));
     session.pumping[fromSide] = false;
     const ended = fromSide === 'client' ? session.clientEnded : session.backendEnded;
     if (ended && from.readable === 0) to.close();
@@ -439,3 +437,12 @@ function rendezvousScore(source: number, address: number, port: number): number 
 }
 
 function ignore(): void {}
+
+/**
+ * When either connection of a session last made progress: bytes in from a
+ * peer, or bytes out acknowledged - a slow client still taking the last of
+ * a response is not idle.
+ */
+function lastProgress(session: Session): number {
+  return Math.max(session.client.connection.lastProgress, session.backend.connection.lastProgress);
+}

@@ -110,7 +110,7 @@ const bootOptions = (cmd: Command) =>
     .option('--mac <N=MAC>', 'give NIC N this MAC instead of the one derived from the image (repeatable; for several appliances of one image on one link)', collect)
     .addOption(new Option('--syslog-facility <facility>', 'facility of syslog(...) messages: a name (kern, user, daemon, local0-local7, ...) or 0-23').default('user'))
     .addOption(new Option('--syslog-format <format>', 'framing of syslog(...) datagrams: rfc5424 or rfc3164 (BSD)').default('rfc5424'))
-    .addOption(new Option('--lb-idle-timeout <seconds>', 'reset a load-balancer session (RST both ways) after SECONDS with no byte either way; 0 = never').default('0'));
+    .addOption(new Option('--lb-idle-timeout <seconds>', 'reset a load-balancer session (RST both ways) after SECONDS without progress (no byte in, none acknowledged); 0 = never').default('0'));
 
 bootOptions(
   program

@@ -457,6 +457,7 @@ export class TcpConnection {
   /** Where the latest segment kept ahead of a gap starts: its range is the first SACK block (RFC 2018 4). */
   #aheadLatest = 0;
   #finReceived = false;
+  #lastProgress: number;
   /** Data or a FIN arrived in order and no segment has carried its ACK yet. */
   #ackNeeded = false;
   /** When we last answered a segment that took no sequence space with an ACK (see #answer). */
@@ -471,6 +472,7 @@ export class TcpConnection {
     this.#opts = opts;
     this.#state = state;
     this.#now = Number.isFinite(opts.now) ? opts.now : 0;
+    this.#lastProgress = this.#now;
     this.#iss = u32(opts.isn);
     this.#sndUna = this.#iss;
     this.#sndNxt = this.#iss;
@@ -478,7 +480,8 @@ export class TcpConnection {
     this.#probeEnd = this.#iss;
     this.#recover = this.#iss;
     this.#dataSeq = seqAdd(this.#iss, 1);
-    this.#ourMss = Math.min(MAX_WINDOW, positive(opts.mss, DEFAULT_MSS));
+    // No smaller than the floor put on the peer's: SACK blocks (up to 36 bytes) come out of it.
+    this.#ourMss = Math.min(MAX_WINDOW, Math.max(MIN_PEER_MSS, positive(opts.mss, DEFAULT_MSS)));
     this.#mss = this.#ourMss;
     this.#cwnd = initialCwnd(this.#mss);
     this.#sendBuf = new ByteQueue(positive(opts.sendBufferLimit, 256 * 1024));
@@ -683,6 +686,19 @@ export class TcpConnection {
     this.#flush();
   }
 
+  /** When a tail loss probe is due, if one is armed: sooner than a host's periodic tick may notice. */
+  get probeTimeout(): number | undefined {
+    return this.#probeTimeoutAt;
+  }
+
+  /**
+   * When the connection last made progress: took new in-order bytes from
+   * the peer, or had bytes it sent acknowledged (ms, the clock of receive/tick).
+   */
+  get lastProgress(): number {
+    return this.#lastProgress;
+  }
+
   /** The time (ms) of the next deadline, or undefined when no timer runs. */
   nextTimer(): number | undefined {
     if (this.#state === 'closed') return undefined;
@@ -852,6 +868,7 @@ export class TcpConnection {
   #newAck(ack: number): void {
     const acked = seqDiff(ack, this.#sndUna);
     const freed = this.#ackSent(ack);
+    this.#lastProgress = this.#now;
     this.#retries = 0;
     this.#rtoAt = undefined; // restarted by #updateTimers (RFC 6298 5.3)
     this.#probeTimeoutAt = undefined;
@@ -1043,7 +1060,10 @@ export class TcpConnection {
       readable ||= joined > 0;
       finHere = this.#aheadFin === this.#rcvNxt;
     }
-    if (readable) this.#emit({ kind: 'readable' });
+    if (readable) {
+      this.#lastProgress = this.#now;
+      this.#emit({ kind: 'readable' });
+    }
     if (!finHere) return;
     this.#forgetAhead();
     this.#rcvNxt = seqAdd(this.#rcvNxt, 1);
@@ -1348,7 +1368,9 @@ export class TcpConnection {
    * its ACK.
    */
   #armTailLossProbe(): void {
-    if (!this.#sackOk || this.#inRecovery || this.#tailProbed || this.#flightSize() <= this.#mss || !this.#canSend()) {
+    // Not while a timeout's go-back-N is still resending (SND.UNA below the recovery point) either.
+    const recovering = this.#inRecovery || seqLt(this.#sndUna, this.#recover);
+    if (!this.#sackOk || recovering || this.#tailProbed || this.#flightSize() <= this.#mss || !this.#canSend()) {
       this.#probeTimeoutAt = undefined;
       return;
     }

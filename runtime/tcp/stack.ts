@@ -265,16 +265,22 @@ export class TcpStack {
   }
 
   /**
-   * The earliest deadline a connection announced (timerArmed) that a
-   * periodic tick may be too coarse for; a hint, cleared once it passes.
+   * The earliest tail-loss-probe deadline of a connection, which a periodic
+   * tick may be too coarse for: kept up to date by timerArmed and by tick().
    */
   soonest: number | undefined;
 
   /** Runs the connections' timers that are due. */
   tick(now: number): void {
-    if (this.soonest !== undefined && this.soonest <= now) this.soonest = undefined;
-    // Sets and Maps iterate safely while entries that end are deleted from them.
-    for (const entry of this.active) runTimers(entry, now);
+    // Sets and Maps iterate safely while entries that end are deleted from them. The probes
+    // still pending set the next soonest: one re-armed since it was announced would be missed.
+    let soonest: number | undefined;
+    for (const entry of this.active) {
+      runTimers(entry, now);
+      const probe = entry.socket.connection.probeTimeout;
+      if (probe !== undefined && (soonest === undefined || probe < soonest)) soonest = probe;
+    }
+    this.soonest = soonest;
     // TIME-WAIT has one timer, which only ends the connection: a second late is no harm, and a busy
     // balancer holds thousands, which a scan every tick would visit twenty times a second.
     if (now < this.timeWaitScanAt) return;

@@ -245,6 +245,21 @@ describe('the load balancer', () => {
     expect(next.received()).toBe('node0\nnext');
   });
 
+  it('keeps a session that is still delivering its last bytes to a slow reader past the idle timeout', () => {
+    const { net, lb, connect } = setup({ nodes: 1, idleTimeout: 5_000 });
+    // 200 kB echoed back; the client reads 2 kB every 500 ms, so the balancer's send buffer drains for 50 s.
+    const c = connect(new Uint8Array(200_000), { keepOpen: true });
+    c.pause();
+    let got = 0;
+    for (let i = 0; i < 40; i++) {
+      net.advance(500);
+      got += c.socket.connection.read(2000).length;
+    }
+    expect(got).toBe(80_000);
+    expect(c.events).not.toContain('reset:rst-received');
+    expect(lb.counters.sessions_idle_timeout).toBe(0);
+  });
+
   it('keeps a session whose bytes keep moving past the idle timeout, and never resets without one', () => {
     const { net, lb, connect } = setup({ nodes: 1, idleTimeout: 2_000 });
     const busy = connect('a', { keepOpen: true });

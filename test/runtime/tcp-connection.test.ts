@@ -726,6 +726,18 @@ describe('TCP connection: transfer', () => {
     expect(data.map((s) => s.payload.length)).toEqual([1440, 1440, 40]);
   });
 
+  it('takes an MSS below 88 as 88, so SACK blocks always leave room for data', () => {
+    const rec: Recorder = { sent: [], events: [] };
+    const sackSyn = seg({ seq: PEER_ISN, flags: Syn, options: encodeTcpOptions({ mss: 1460, sackPermitted: true }) as Uint8Array });
+    const conn = TcpConnection.accept(options(rec, { mss: 30 }), sackSyn);
+    expect(parseTcpOptions(rec.sent[0]!.options!, 0, rec.sent[0]!.options!.length)).toMatchObject({ mss: 88 });
+    conn.receive(seg({ seq: PEER_ISN + 1, ack: ISN + 1 }), 0);
+    for (let i = 0; i < 4; i++) conn.receive(seg({ seq: PEER_ISN + 11 + 20 * i, ack: ISN + 1, payload: pattern(5) }), 0);
+    conn.write(pattern(100));
+    // Four blocks take 36 of the 88 bytes.
+    expect(dataSent(rec).map((s) => s.payload.length)).toEqual([52, 48]);
+  });
+
   it('sends no SACK blocks to a peer that did not permit them', () => {
     const { conn, rec } = passive();
     conn.receive(seg({ seq: PEER_ISN + 101, ack: ISN + 1, payload: pattern(100) }), 1);

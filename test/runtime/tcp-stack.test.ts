@@ -82,6 +82,27 @@ describe('the TCP stack of an address', () => {
     expect(stack.counters.tail_loss_probes).toBe(1);
   });
 
+  it('announces a probe re-armed after the one it announced, once a tick finds the announced one gone', () => {
+    let now = 0;
+    const sent: TcpRepr[] = [];
+    const stack = new TcpStack({ address: () => A, send: (_, segment) => sent.push(segment), now: () => now, ports: new PortAllocator(() => 0), random: () => 0.25 });
+    let socket: TcpSocket | undefined;
+    stack.listen(80, { accept: (s) => (socket = s) });
+    stack.receiveSegment(B, { ...syn(4000), options: encodeTcpOptions({ mss: 1460, sackPermitted: true }) as Uint8Array });
+    const iss = sent[0]!.seq;
+    now = 10;
+    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1) >>> 0 });
+    socket!.connection.write(new Uint8Array(5000));
+    expect(stack.soonest).toBe(30);
+    // An ACK re-arms the probe later than the one announced.
+    now = 20;
+    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1 + 1460) >>> 0 });
+    const probeAt = socket!.connection.nextTimer()!;
+    expect(probeAt).toBeGreaterThan(30);
+    stack.tick(30);
+    expect(stack.soonest).toBe(probeAt);
+  });
+
   it('acknowledges the data of one held batch once, at release', () => {
     const { stack, sent, socket, data } = established();
     socket.onEvent = (e) => e.kind === 'readable' && socket.connection.read();
