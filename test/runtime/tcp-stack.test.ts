@@ -62,42 +62,41 @@ describe('the TCP stack of an address', () => {
     return { stack, sent, socket: socket!, data };
   }
 
-  it('announces the deadline of a tail loss probe as its soonest timer, and forgets it once passed', () => {
-    let now = 0;
+  /** A SACK-permitting connection from B:4000, established at 10 ms (a 10 ms round trip); `ack(n)` acknowledges n bytes of ours at `now`. */
+  function sackEstablished() {
+    const clock = { now: 0 };
     const sent: TcpRepr[] = [];
-    const stack = new TcpStack({ address: () => A, send: (_, segment) => sent.push(segment), now: () => now, ports: new PortAllocator(() => 0), random: () => 0.25 });
+    const stack = new TcpStack({ address: () => A, send: (_, segment) => sent.push(segment), now: () => clock.now, ports: new PortAllocator(() => 0), random: () => 0.25 });
     let socket: TcpSocket | undefined;
     stack.listen(80, { accept: (s) => (socket = s) });
     stack.receiveSegment(B, { ...syn(4000), options: encodeTcpOptions({ mss: 1460, sackPermitted: true }) as Uint8Array });
     const iss = sent[0]!.seq;
-    now = 10;
-    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1) >>> 0 });
+    const ack = (n: number) => stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1 + n) >>> 0 });
+    clock.now = 10;
+    ack(0);
+    return { stack, clock, connection: socket!.connection, ack };
+  }
+
+  it('announces the deadline of a tail loss probe as its soonest timer, and forgets it once passed', () => {
+    const { stack, clock, connection } = sackEstablished();
     expect(stack.soonest).toBeUndefined();
     // Three segments in flight, with a 10 ms round trip measured: a probe 2 RTT on, sooner than a 50 ms tick.
-    socket!.connection.write(new Uint8Array(4000));
-    expect(stack.soonest).toBe(now + 20);
-    expect(socket!.connection.nextTimer()).toBe(now + 20);
-    stack.tick(now + 20);
+    connection.write(new Uint8Array(4000));
+    expect(stack.soonest).toBe(clock.now + 20);
+    expect(connection.nextTimer()).toBe(clock.now + 20);
+    stack.tick(clock.now + 20);
     expect(stack.soonest).toBeUndefined();
     expect(stack.counters.tail_loss_probes).toBe(1);
   });
 
   it('announces a probe re-armed after the one it announced, once a tick finds the announced one gone', () => {
-    let now = 0;
-    const sent: TcpRepr[] = [];
-    const stack = new TcpStack({ address: () => A, send: (_, segment) => sent.push(segment), now: () => now, ports: new PortAllocator(() => 0), random: () => 0.25 });
-    let socket: TcpSocket | undefined;
-    stack.listen(80, { accept: (s) => (socket = s) });
-    stack.receiveSegment(B, { ...syn(4000), options: encodeTcpOptions({ mss: 1460, sackPermitted: true }) as Uint8Array });
-    const iss = sent[0]!.seq;
-    now = 10;
-    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1) >>> 0 });
-    socket!.connection.write(new Uint8Array(5000));
+    const { stack, clock, connection, ack } = sackEstablished();
+    connection.write(new Uint8Array(5000));
     expect(stack.soonest).toBe(30);
     // An ACK re-arms the probe later than the one announced.
-    now = 20;
-    stack.receiveSegment(B, { ...syn(4000), flags: TcpFlag.Ack, seq: 1001, ack: (iss + 1 + 1460) >>> 0 });
-    const probeAt = socket!.connection.nextTimer()!;
+    clock.now = 20;
+    ack(1460);
+    const probeAt = connection.nextTimer()!;
     expect(probeAt).toBeGreaterThan(30);
     stack.tick(30);
     expect(stack.soonest).toBe(probeAt);
