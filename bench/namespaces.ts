@@ -15,10 +15,10 @@ export function ns(name: string, ...args: string[]): string {
   return sh('ip', ['netns', 'exec', name, ...args]);
 }
 
-/** Whether `command` runs here (it answers `-v` with its version). */
-export function installed(command: string): boolean {
+/** Whether `command` runs here (it answers `flag`, `-v` unless given, with its version). */
+export function installed(command: string, flag = '-v'): boolean {
   try {
-    sh(command, ['-v']);
+    sh(command, [flag]);
     return true;
   } catch {
     return false;
