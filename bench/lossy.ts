@@ -18,6 +18,12 @@
  * bench:lb). Each setting: a download and an upload of BENCH_MB MB (default
  * 2) with curl, median of 3, each checked by its SHA-256; a row with a failed
  * or damaged transfer says FAILED.
+ *
+ * The Linux hosts use the kernel's congestion control unless BENCH_CC names
+ * another (reno, cubic, bbr). It matters for the download, where haproxy's
+ * host sends over the lossy link: BBR does not take loss for congestion,
+ * while the appliance's TCP (NewReno/RFC 6675) halves its window on each
+ * loss, as reno and cubic do.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -35,7 +41,14 @@ const SETTINGS = [
   { drop: 0.01, corrupt: 0.005 },
   { drop: 0.03, corrupt: 0.02 },
 ];
+const CC = process.env['BENCH_CC'];
 const spaces = new BenchNamespaces();
+/** A namespace for the bench, with BENCH_CC's congestion control when given. */
+function namespace(label: string): string {
+  const name = spaces.create(label);
+  if (CC) sh('ip', ['netns', 'exec', name, 'sysctl', '-qw', `net.ipv4.tcp_congestion_control=${CC}`]);
+  return name;
+}
 const suffix = spaces.suffix;
 const children: ChildProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'nacl-bench-lossy-'));
@@ -225,7 +238,7 @@ async function transfers(client: string, nodes: string, ready: () => Promise<voi
  * <-> UDP <-> clean relay <-> router TAP. Node side: a veth pair.
  */
 async function haproxy(i: number, drop: number, corrupt: number): Promise<SubjectResult> {
-  const [c, r, n] = [spaces.create(`h${i}c`), spaces.create(`h${i}r`), spaces.create(`h${i}n`)];
+  const [c, r, n] = [namespace(`h${i}c`), namespace(`h${i}r`), namespace(`h${i}n`)];
   const [tapC, tapR] = [`nls${suffix}h${i}c`, `nls${suffix}h${i}r`];
   const [portC, portR] = [nextPort++, nextPort++];
   let lossy: Relay | undefined;
@@ -288,7 +301,7 @@ async function counter(metricsPort: number, name: string): Promise<number | unde
 
 /** The appliance: NIC 0 the lossy relay's UDP peer, NIC 1 a TAP device in the node's namespace. */
 async function appliance(i: number, drop: number, corrupt: number): Promise<SubjectResult> {
-  const [c, n] = [spaces.create(`a${i}c`), spaces.create(`a${i}n`)];
+  const [c, n] = [namespace(`a${i}c`), namespace(`a${i}n`)];
   const [tapC, tapN] = [`nls${suffix}a${i}c`, `nls${suffix}a${i}n`];
   const [portC, portA, metricsPort] = [nextPort++, nextPort++, nextPort++];
   let lossy: Relay | undefined;
@@ -366,6 +379,7 @@ try {
   console.log(line(head));
   for (const r of rows) console.log(line(r));
   console.log(`\n${MB} MB (2^20 bytes) per transfer, median of ${RUNS}; loss is per direction on the client's link (seed ${SEED}).`);
+  console.log(`Linux congestion control: ${CC ?? `${readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim()} (the host's; BENCH_CC to choose)`}.`);
   for (const note of notes) console.log(note);
   if (rows.some((r) => r.some((t) => t.startsWith('FAILED')))) process.exitCode = 1;
 } finally {
