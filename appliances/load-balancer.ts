@@ -45,7 +45,7 @@ export interface LoadBalancerHost {
   readonly servers: TcpStack;
   now(): number;
   log(line: string): void;
-  /** ms without a byte either way after which a session is reset; none when absent or 0. */
+  /** ms without progress on either connection (no byte in, none acknowledged) after which a session is reset; none when absent or 0. */
   readonly idleTimeout?: number;
 }
 

@@ -71,7 +71,7 @@ export interface ApplianceEnv {
   readonly host?: ApplianceHost;
   /** The operator's syslog facility and framing (boot flags); facility user, RFC 5424 when absent. */
   readonly syslog?: SyslogSettings;
-  /** ms without a byte either way after which a load-balancer session is reset (a boot flag); none when absent. */
+  /** ms without progress after which a load-balancer session is reset (a boot flag, see LoadBalancerHost); none when absent. */
   readonly lbIdleTimeout?: number;
 }
 

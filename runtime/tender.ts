@@ -36,7 +36,7 @@ export interface TenderOptions {
   readonly syslog?: SyslogSettings;
   /** MACs the operator gives NICs, instead of the ones derived from the image. */
   readonly macs?: ReadonlyMap<string, Uint8Array>;
-  /** ms without a byte either way after which a load-balancer session is reset; none when absent. */
+  /** ms without progress after which a load-balancer session is reset (--lb-idle-timeout); none when absent. */
   readonly lbIdleTimeout?: number;
 }
 
