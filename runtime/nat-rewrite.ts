@@ -8,8 +8,9 @@
  *
  * Each function validates first and writes only when it can finish, so a
  * `false` result means the packet is untouched. A port of -1 means "keep".
- * ICMP queries have no ports: only their address changes, the echo
- * identifier stays (3.4).
+ * An ICMP query's "port" is its identifier (what conntrack keys it on), one
+ * field for both sides: masquerade changes it only when two inside hosts
+ * would otherwise share one (3.4 keeps it; Linux rewrites it too).
  */
 
 import {
@@ -59,6 +60,24 @@ export function hasPorts(protocol: number): boolean {
   return protocol === IpProtocol.Tcp || protocol === IpProtocol.Udp;
 }
 
+/** Ports, or an ICMP query's identifier: what a translation may change besides the address. */
+export function hasPortsOrIdentifier(protocol: number): boolean {
+  return hasPorts(protocol) || protocol === IpProtocol.Icmp;
+}
+
+/** ICMP messages with an identifier at offset 4: echo, timestamp, information, address mask (RFC 792, RFC 950). */
+export function isIcmpQuery(type: number): boolean {
+  return type === 0 || type === 8 || (type >= 13 && type <= 18);
+}
+
+/** Sets an ICMP query's identifier, and its checksum with it. */
+function rewriteIcmpIdentifier(bytes: Uint8Array, l4: number, id: number): void {
+  const old = readU16(bytes, l4 + ICMP_ECHO_IDENT);
+  if (old === id) return;
+  writeU16(bytes, l4 + ICMP_ECHO_IDENT, id);
+  setIcmpv4Checksum(bytes, l4, updateChecksum16(icmpv4Checksum(bytes, l4), old, id));
+}
+
 /**
  * The "port" conntrack keys the packet on: a TCP/UDP port, the ICMP echo
  * identifier (both sides), or -1 when the header is not there. `which` is 0
@@ -104,15 +123,16 @@ function rewriteSocket(pkt: Packet, side: number, addr: number, port: number): b
     } else if (side === SRC) rewriteUdpSrcPort(bytes, l4, port);
     else rewriteUdpDstPort(bytes, l4, port);
   }
+  if (port >= 0 && protocol === IpProtocol.Icmp && isIcmpQuery(bytes[l4]!)) rewriteIcmpIdentifier(bytes, l4, port);
   return true;
 }
 
-/** Sets the source address (and TCP/UDP port unless -1). False, untouched, if the transport header is incomplete. */
+/** Sets the source address (and TCP/UDP port, or ICMP query identifier, unless -1). False, untouched, if the transport header is incomplete. */
 export function rewriteSource(pkt: Packet, addr: number, port = -1): boolean {
   return rewriteSocket(pkt, SRC, addr, port);
 }
 
-/** Sets the destination address (and TCP/UDP port unless -1). */
+/** Sets the destination address (and TCP/UDP port, or ICMP query identifier, unless -1). */
 export function rewriteDestination(pkt: Packet, addr: number, port = -1): boolean {
   return rewriteSocket(pkt, DST, addr, port);
 }
@@ -196,6 +216,13 @@ function rewriteQuotedSocket(pkt: Packet, side: number, addr: number, port: numb
       const sum = readU16(bytes, ql4 + UDP_CHECKSUM);
       icmpSum = setWord(bytes, ql4 + UDP_CHECKSUM, updateUdpChecksum16(sum, oldPort, port), icmpSum);
     }
+  }
+  const idAt = ql4 + ICMP_ECHO_IDENT;
+  if (port >= 0 && protocol === IpProtocol.Icmp && isIcmpQuery(bytes[ql4]!) && readU16(bytes, idAt) !== port) {
+    // The quoted query's identifier and checksum (both inside the quote: quotedTransportOffset saw to that).
+    const oldId = readU16(bytes, idAt);
+    icmpSum = setWord(bytes, idAt, port, icmpSum);
+    icmpSum = setWord(bytes, ql4 + 2, updateChecksum16(readU16(bytes, ql4 + 2), oldId, port), icmpSum);
   }
   setIcmpv4Checksum(bytes, l4, icmpSum);
   return true;

@@ -28,6 +28,8 @@ import type { Conntrack } from './conntrack.ts';
 import { isRelated, isReply } from './conntrack.ts';
 import {
   hasPorts,
+  hasPortsOrIdentifier,
+  isIcmpQuery,
   isRewritable,
   packetPort,
   quotedAddress,
@@ -40,7 +42,7 @@ import {
 } from './nat-rewrite.ts';
 import type { Packet } from './packet.ts';
 import { PortAllocator } from './port-allocator.ts';
-import { ipv4Dst, ipv4Src } from './wire/ipv4.ts';
+import { IpProtocol, ipv4Dst, ipv4Src } from './wire/ipv4.ts';
 
 /** Bit in the conntrack entry's NAT byte: the reply port was allocated by `masquerade` and must be released. */
 export const NAT_FLAG_MASQUERADE_PORT = 1;
@@ -197,7 +199,7 @@ export class Nat {
     if (isRelated(pkt)) return this.#relatedSource(pkt, handle);
     if (!this.#dnated(handle)) return true;
     if (ipv4Src(pkt.bytes, pkt.l3) !== ct.replySrc(handle) || packetPort(pkt, 0) !== ct.replySport(handle)) return true;
-    if (!rewriteSource(pkt, ct.origDst(handle), hasPorts(ct.protocol(handle)) ? ct.origDport(handle) : -1)) {
+    if (!rewriteSource(pkt, ct.origDst(handle), hasPortsOrIdentifier(ct.protocol(handle)) ? ct.origDport(handle) : -1)) {
       this.counters.malformed++;
       return false;
     }
@@ -214,9 +216,10 @@ export class Nat {
    * handles DNATed ones), packets already carrying the interface address
    * (locally originated) keep their port, and running out of ports drops
    * the packet and counts it. TCP/UDP get a fresh port, released when the
-   * connection ends; ICMP keeps its echo identifier and only the address
-   * changes, so a second inside host pinging the same target with the same
-   * identifier collides and is dropped (counted in `conflicts`).
+   * connection ends. An ICMP query keeps its identifier unless another
+   * flow already has it towards the same target (two inside hosts pinging
+   * one address with the same identifier): then it gets a fresh one from
+   * the port table, as Linux does (upstream dropped the second).
    */
   masquerade(pkt: Packet, handle: number, ifaceAddr: number): boolean {
     const ct = this.#ct;
@@ -228,7 +231,7 @@ export class Nat {
       return false;
     }
     const protocol = ct.protocol(handle);
-    const ports = hasPorts(protocol);
+    const ports = hasPortsOrIdentifier(protocol);
     if (this.#snated(handle)) {
       // Later packets of a masqueraded (or explicitly SNATed) flow.
       if (ipv4Src(pkt.bytes, pkt.l3) !== ct.origSrc(handle) || packetPort(pkt, 0) !== ct.origSport(handle)) return true;
@@ -236,12 +239,16 @@ export class Nat {
     }
     if (ipv4Src(pkt.bytes, pkt.l3) === ifaceAddr) return true;
     let port = ct.replyDport(handle);
-    if (ports) {
-      port = this.#bindPort(handle, ifaceAddr);
+    if (hasPorts(protocol)) {
+      port = this.#bindPort(handle, ifaceAddr, false);
       if (port < 0) return false;
     } else if (!ct.setReplyTuple(handle, ct.replySrc(handle), ct.replySport(handle), ifaceAddr, port)) {
-      this.counters.conflicts++;
-      return false;
+      if (protocol !== IpProtocol.Icmp || !isIcmpQuery(pkt.bytes[pkt.l4]!)) {
+        this.counters.conflicts++;
+        return false;
+      }
+      port = this.#bindPort(handle, ifaceAddr, true);
+      if (port < 0) return false;
     }
     return this.#rewriteOrDrop(rewriteSource(pkt, ifaceAddr, ports ? port : -1), 'masqueraded');
   }
@@ -259,8 +266,12 @@ export class Nat {
     return result >= 0;
   }
 
-  /** A free port of `addr` whose reply tuple no other flow uses, recorded in the entry; -1 (counted) if none. */
-  #bindPort(handle: number, addr: number): number {
+  /**
+   * A free port of `addr` whose reply tuple no other flow uses, recorded in
+   * the entry; -1 (counted) if none. For an ICMP query (`identifier`) it is
+   * the identifier, which stands for both ends' "ports" in the tuple.
+   */
+  #bindPort(handle: number, addr: number, identifier: boolean): number {
     const ct = this.#ct;
     const table = this.#ports(addr);
     for (let attempt = 0; attempt < MASQUERADE_ATTEMPTS; attempt++) {
@@ -269,7 +280,7 @@ export class Nat {
         this.counters.ports_exhausted++;
         return -1;
       }
-      if (ct.setReplyTuple(handle, ct.replySrc(handle), ct.replySport(handle), addr, port)) {
+      if (ct.setReplyTuple(handle, ct.replySrc(handle), identifier ? port : ct.replySport(handle), addr, port)) {
         ct.setNatFlags(handle, ct.natFlags(handle) | NAT_FLAG_MASQUERADE_PORT);
         return port;
       }
@@ -297,7 +308,7 @@ export class Nat {
     const ct = this.#ct;
     if (!this.#snated(handle)) return 0;
     if (ipv4Dst(pkt.bytes, pkt.l3) !== ct.replyDst(handle) || packetPort(pkt, 1) !== ct.replyDport(handle)) return 0;
-    if (!rewriteDestination(pkt, ct.origSrc(handle), hasPorts(ct.protocol(handle)) ? ct.origSport(handle) : -1)) {
+    if (!rewriteDestination(pkt, ct.origSrc(handle), hasPortsOrIdentifier(ct.protocol(handle)) ? ct.origSport(handle) : -1)) {
       this.counters.malformed++;
       return -1;
     }
@@ -357,7 +368,7 @@ export class Nat {
     const ct = this.#ct;
     if (quotedTransportOffset(pkt) < 0) return true;
     const quoted: 0 | 1 = outer === 1 ? 0 : 1;
-    const ports = hasPorts(ct.protocol(handle));
+    const ports = hasPortsOrIdentifier(ct.protocol(handle));
     let changed = false;
     if (quotedAddress(pkt, quoted) === fromAddr && quotedPort(pkt, quoted) === fromPort) {
       if (!(quoted === 0 ? rewriteQuotedSource(pkt, toAddr, ports ? toPort : -1) : rewriteQuotedDestination(pkt, toAddr, ports ? toPort : -1))) {

@@ -73,6 +73,14 @@ describeRealNetwork('NAT, VLANs and hostile traffic with Linux hosts', () => {
     }
   });
 
+  it('masquerades pings of two inside hosts with one identifier to one target: the second gets a fresh identifier, and its reply', () => {
+    inside.ns.ip('addr', 'add', '10.88.1.6/24', 'dev', inside.dev);
+    // One after the other, so neither ping reads the other's reply; the first flow's conntrack entry still holds its identifier.
+    const ping = (from: string) => shOutput(inside, `ping -c 1 -W 2 -e 4242 -I ${from} 10.88.0.5`);
+    expect(ping('10.88.1.5')).toMatch(/1 received/);
+    expect(ping('10.88.1.6')).toMatch(/1 received/);
+  });
+
   it('serves a VLAN on the far side of a TAP (802.1Q): ARP and ping, tagged both ways', () => {
     if (linuxVlans) {
       expect(vlanHost.ns.exec('ping', ['-c', '2', '-W', '2', '10.88.42.1'])).toMatch(/2 received/);

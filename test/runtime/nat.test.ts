@@ -26,6 +26,7 @@ const E = '198.51.100.10'; // the appliance's public address
 const S = '203.0.113.5'; // a server outside
 const H2 = '10.1.0.80'; // a DNAT target inside
 const R = '192.0.2.254'; // a router on the path
+const C2 = '10.1.0.21'; // a second inside client
 
 function setup(options: { limit?: number; random?: () => number; ports?: (addr: number) => PortAllocator } = {}) {
   const ct = new Conntrack({ timeouts: DEFAULT_CONNTRACK_TIMEOUTS, limit: options.limit ?? 0, reserve: 0, statefulTcp: false, hashSeed: 3 });
@@ -361,13 +362,41 @@ describe('masquerade', () => {
     expectSameBytes(reply, ping(S, C, 9, 'echo-reply'));
   });
 
-  it('drops the ping of a second inside host that uses the same identifier to the same target', () => {
+  it('gives the ping of a second inside host with the same identifier to the same target a fresh identifier, and its replies back', () => {
+    const { ct, nat } = setup();
+    const first = ping(C, S, 9);
+    const h1 = through(ct, first);
+    nat.masquerade(first, h1, ip(E));
+    const second = ping(C2, S, 9);
+    const h2 = through(ct, second);
+    expect(nat.masquerade(second, h2, ip(E))).toBe(true);
+    expectSameBytes(second, ping(E, S, 49152));
+    // Each reply reaches its own host, with the identifier it sent.
+    const reply2 = ping(S, E, 49152, 'echo-reply');
+    expect(ct.track(reply2, T0)).toBe(h2);
+    nat.demasquerade(reply2, h2);
+    expectSameBytes(reply2, ping(S, C2, 9, 'echo-reply'));
+    const reply1 = ping(S, E, 9, 'echo-reply');
+    expect(ct.track(reply1, T0)).toBe(h1);
+    nat.demasquerade(reply1, h1);
+    expectSameBytes(reply1, ping(S, C, 9, 'echo-reply'));
+    // The next ping of the second host is renumbered the same way.
+    const again = ping(C2, S, 9);
+    expect(ct.track(again, T0)).toBe(h2);
+    nat.masquerade(again, h2, ip(E));
+    expectSameBytes(again, ping(E, S, 49152));
+    expect(nat.counters.conflicts).toBe(0);
+  });
+
+  it('gives the fresh identifier back when the renumbered ping flow ends', () => {
     const { ct, nat } = setup();
     const first = ping(C, S, 9);
     nat.masquerade(first, through(ct, first), ip(E));
-    const second = ping('10.1.0.21', S, 9);
-    expect(nat.masquerade(second, through(ct, second), ip(E))).toBe(false);
-    expect(nat.counters.conflicts).toBe(1);
+    const second = ping(C2, S, 9);
+    nat.masquerade(second, through(ct, second), ip(E));
+    expect(nat.portsFor(ip(E)).isBound(49152)).toBe(true);
+    ct.sweep(T0 + 60_000);
+    expect(nat.portsFor(ip(E)).isBound(49152)).toBe(false);
   });
 });
 
@@ -441,6 +470,21 @@ describe('ICMP errors of translated flows', () => {
     expect(ct.track(error, T0)).toBe(h);
     nat.dnatTranslate(error, h);
     expectSameBytes(error, icmpError(S, H2, udp(H2, 53, S, 5000)));
+  });
+
+  it('brings an error about a renumbered ping back to the inside host with its own identifier', () => {
+    const { ct, nat } = setup();
+    const first = ping(C, S, 31);
+    nat.masquerade(first, through(ct, first), ip(E));
+    const original = ping(C2, S, 31);
+    const sent = clonePacket(original);
+    const h = through(ct, sent);
+    nat.masquerade(sent, h, ip(E));
+    expectSameBytes(sent, ping(E, S, 49152));
+    const error = icmpError(R, E, sent, 'time-exceeded', 0);
+    expect(ct.track(error, T0)).toBe(h);
+    nat.demasquerade(error, h);
+    expectSameBytes(error, icmpError(R, C2, original, 'time-exceeded', 0));
   });
 
   it('translates an error about a ping by address and keeps the identifier', () => {
