@@ -110,7 +110,7 @@ export class Nat {
     // A masquerade port lives exactly as long as its connection (3.4).
     ct.onClose((handle) => {
       if ((ct.natFlags(handle) & NAT_FLAG_MASQUERADE_PORT) === 0) return;
-      if (this.#ports(ct.replyDst(handle)).release(ct.replyDport(handle))) this.counters.ports_released++;
+      if (this.#ports(ct.replyDst(handle)).releaseShared(ct.replyDport(handle))) this.counters.ports_released++;
     });
   }
 
@@ -274,21 +274,28 @@ export class Nat {
   #bindPort(handle: number, addr: number, identifier: boolean): number {
     const ct = this.#ct;
     const table = this.#ports(addr);
+    const take = (port: number) => ct.setReplyTuple(handle, ct.replySrc(handle), identifier ? port : ct.replySport(handle), addr, port);
     for (let attempt = 0; attempt < MASQUERADE_ATTEMPTS; attempt++) {
-      const port = table.allocate();
-      if (port < 0) {
-        this.counters.ports_exhausted++;
-        return -1;
+      const fresh = table.allocateShareable();
+      if (fresh >= 0) {
+        if (take(fresh)) return this.#masqueradePort(handle, fresh);
+        table.release(fresh);
+        this.counters.conflicts++;
+        continue;
       }
-      if (ct.setReplyTuple(handle, ct.replySrc(handle), identifier ? port : ct.replySport(handle), addr, port)) {
-        ct.setNatFlags(handle, ct.natFlags(handle) | NAT_FLAG_MASQUERADE_PORT);
-        return port;
-      }
-      table.release(port);
+      // Every port is taken: share one with flows to other remote sockets (the tuple tells them apart).
+      const shared = table.shareCandidate();
+      if (shared < 0) break;
+      if (take(shared) && table.acquireShared(shared)) return this.#masqueradePort(handle, shared);
       this.counters.conflicts++;
     }
     this.counters.ports_exhausted++;
     return -1;
+  }
+
+  #masqueradePort(handle: number, port: number): number {
+    this.#ct.setNatFlags(handle, this.#ct.natFlags(handle) | NAT_FLAG_MASQUERADE_PORT);
+    return port;
   }
 
   // --- shared ----------------------------------------------------------------

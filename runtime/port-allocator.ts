@@ -5,6 +5,13 @@
  * use. Masquerade and the stack's own outgoing sockets draw from the same
  * table for an address, so a NATed flow never takes a local socket's port.
  *
+ * A local socket's port is its own (`allocate`, `bind`). A masquerade port
+ * may be shared: NATed flows to different remote sockets can use one port,
+ * as in Linux, since conntrack tells their replies apart - so more flows
+ * than the range holds fit, once every port is taken (`acquireShared`,
+ * `releaseShared`, counted per port). Upstream gave each flow a port of its
+ * own, 16384 flows per address at most.
+ *
  * Randomness is injected (`random` returns [0, 1) like Math.random) so that
  * tests are deterministic. Running out is a value (-1), never an exception
  * (upstream threw inside the filter, 3.4 FIX).
@@ -16,16 +23,24 @@ export const EPHEMERAL_LAST = 65535;
 export class PortAllocator {
   readonly first: number;
   readonly last: number;
-  /** One byte per port: 1 = bound. */
+  /** One byte per port: 1 = bound by a local socket or by the first NATed flow on it. */
   readonly #bound: Uint8Array;
+  /** Per port: how many NATed flows hold it beyond the first (acquireShared); never on a local socket's port. */
+  readonly #shared: Uint16Array;
+  /** Per port: 1 when the holder of #bound is NAT (so others may share it). */
+  readonly #nat: Uint8Array;
   #cursor: number;
   #inUse = 0;
+  readonly #random: () => number;
 
   constructor(random: () => number = Math.random, first = EPHEMERAL_FIRST, last = EPHEMERAL_LAST) {
     this.first = first;
     this.last = last;
     const count = Math.max(0, last - first + 1);
     this.#bound = new Uint8Array(count);
+    this.#shared = new Uint16Array(count);
+    this.#nat = new Uint8Array(count);
+    this.#random = random;
     this.#cursor = count === 0 ? 0 : Math.min(count - 1, Math.floor(random() * count));
   }
 
@@ -68,7 +83,48 @@ export class PortAllocator {
     const index = port - this.first;
     if (!(index >= 0 && index < this.#bound.length) || this.#bound[index] === 0) return false;
     this.#bound[index] = 0;
+    this.#nat[index] = 0;
     this.#inUse--;
+    return true;
+  }
+
+  /** A free port for a NATed flow, which later flows may share (`acquireShared`); -1 when none is free. */
+  allocateShareable(): number {
+    const port = this.allocate();
+    if (port >= 0) this.#nat[port - this.first] = 1;
+    return port;
+  }
+
+  /**
+   * A port NATed flows hold, picked at random, for one more flow to share;
+   * -1 if none. The caller checks that its flow's tuple is unique with it,
+   * then calls `acquireShared`.
+   */
+  shareCandidate(): number {
+    const count = this.#bound.length;
+    if (count === 0) return -1;
+    const start = Math.min(count - 1, Math.floor(this.#random() * count));
+    for (let i = 0; i < count; i++) {
+      const index = (start + i) % count;
+      if (this.#nat[index] === 1 && this.#shared[index]! < 0xffff) return this.first + index;
+    }
+    return -1;
+  }
+
+  /** One more NATed flow holds `port` (a shareCandidate); false if it is not a NAT port. */
+  acquireShared(port: number): boolean {
+    const index = port - this.first;
+    if (!(index >= 0 && index < this.#bound.length) || this.#nat[index] === 0 || this.#shared[index] === 0xffff) return false;
+    this.#shared[index]!++;
+    return true;
+  }
+
+  /** A NATed flow lets go of `port`: the port is free once its last flow has. False if no NATed flow held it. */
+  releaseShared(port: number): boolean {
+    const index = port - this.first;
+    if (!(index >= 0 && index < this.#bound.length) || this.#nat[index] === 0) return false;
+    if (this.#shared[index]! > 0) this.#shared[index]!--;
+    else this.release(port);
     return true;
   }
 

@@ -28,6 +28,10 @@ const H2 = '10.1.0.80'; // a DNAT target inside
 const R = '192.0.2.254'; // a router on the path
 const C2 = '10.1.0.21'; // a second inside client
 
+function packetSourcePort(pkt: Packet): number {
+  return (pkt.bytes[pkt.l4]! << 8) | pkt.bytes[pkt.l4 + 1]!;
+}
+
 function setup(options: { limit?: number; random?: () => number; ports?: (addr: number) => PortAllocator } = {}) {
   const ct = new Conntrack({ timeouts: DEFAULT_CONNTRACK_TIMEOUTS, limit: options.limit ?? 0, reserve: 0, statefulTcp: false, hashSeed: 3 });
   const nat = new Nat(ct, { random: options.random ?? (() => 0), ...(options.ports ? { ports: options.ports } : {}) });
@@ -320,6 +324,30 @@ describe('masquerade', () => {
     expect(nat.masquerade(third, through(ct, third), ip(E))).toBe(false);
     expect(nat.counters.ports_exhausted).toBe(1);
     expectSameBytes(third, udp(C, 3, S, 53));
+  });
+
+  it('shares a port among flows to different remote sockets once every port is taken, and frees it with the last', () => {
+    const table = new PortAllocator(() => 0, 50000, 50001);
+    const { ct, nat } = setup({ ports: () => table });
+    // Four flows on two ports: to four servers, each reply tuple is still unique.
+    const servers = ['203.0.113.5', '203.0.113.6', '203.0.113.7', '203.0.113.8'];
+    const handles = servers.map((server, i) => {
+      const pkt = udp(C, 1000 + i, server, 53);
+      const h = through(ct, pkt);
+      expect(nat.masquerade(pkt, h, ip(E))).toBe(true);
+      return { h, server, port: packetSourcePort(pkt) };
+    });
+    expect(handles.every((x) => x.port === 50000 || x.port === 50001)).toBe(true);
+    expect(nat.counters.ports_exhausted).toBe(0);
+    // Every reply still finds its own flow and inside port.
+    for (const [i, { h, server, port }] of handles.entries()) {
+      const reply = udp(server, 53, E, port);
+      expect(ct.track(reply, T0)).toBe(h);
+      nat.demasquerade(reply, h);
+      expectSameBytes(reply, udp(server, 53, C, 1000 + i));
+    }
+    ct.sweep(T0 + 60_000);
+    expect(table.inUse).toBe(0);
   });
 
   it('releases the port when the connection expires', () => {
