@@ -1001,14 +1001,16 @@ export class Appliance {
   }
 
   /** The source port of syslog datagrams: one ephemeral port, as upstream's one socket, taken from the address's port table so masquerade never hands it out. */
-  private syslogSource = { address: 0, port: 0 };
+  private syslogSource = { address: 0, port: 0, owned: false };
   private syslogSourcePort(address: number): number {
     const source = this.syslogSource;
     if (source.address === address) return source.port;
-    if (this.nat && source.address !== 0) this.nat.portsFor(source.address).release(source.port);
+    // Only a port taken from the table goes back to it: the fallback below may be one a NATed flow holds.
+    if (this.nat && source.owned) this.nat.portsFor(source.address).release(source.port);
     let port = this.nat ? this.nat.portsFor(address).allocate() : -1;
-    if (port < 0) port = EPHEMERAL_FIRST + Math.floor(this.env.random() * (EPHEMERAL_LAST - EPHEMERAL_FIRST + 1));
-    this.syslogSource = { address, port };
+    const owned = port >= 0;
+    if (!owned) port = EPHEMERAL_FIRST + Math.floor(this.env.random() * (EPHEMERAL_LAST - EPHEMERAL_FIRST + 1));
+    this.syslogSource = { address, port, owned };
     return port;
   }
 

@@ -198,8 +198,10 @@ export class Nat {
     if (!ct.isAlive(handle)) return true;
     if (isRelated(pkt)) return this.#relatedSource(pkt, handle);
     if (!this.#dnated(handle)) return true;
-    if (ipv4Src(pkt.bytes, pkt.l3) !== ct.replySrc(handle) || packetPort(pkt, 0) !== ct.replySport(handle)) return true;
-    if (!rewriteSource(pkt, ct.origDst(handle), hasPortsOrIdentifier(ct.protocol(handle)) ? ct.origDport(handle) : -1)) {
+    // The DNAT side: an ICMP query's identifier belongs to the SNAT side (masquerade may renumber it), so only ports count here.
+    const ports = hasPorts(ct.protocol(handle));
+    if (ipv4Src(pkt.bytes, pkt.l3) !== ct.replySrc(handle) || (ports && packetPort(pkt, 0) !== ct.replySport(handle))) return true;
+    if (!rewriteSource(pkt, ct.origDst(handle), ports ? ct.origDport(handle) : -1)) {
       this.counters.malformed++;
       return false;
     }
@@ -279,7 +281,7 @@ export class Nat {
       const fresh = table.allocateShareable();
       if (fresh >= 0) {
         if (take(fresh)) return this.#masqueradePort(handle, fresh);
-        table.release(fresh);
+        table.releaseShared(fresh);
         this.counters.conflicts++;
         continue;
       }
@@ -305,9 +307,10 @@ export class Nat {
     return ct.origSrc(handle) !== ct.replyDst(handle) || ct.origSport(handle) !== ct.replyDport(handle);
   }
 
+  /** Whether the destination was translated; for ICMP only its address can be (the identifier is the SNAT side's). */
   #dnated(handle: number): boolean {
     const ct = this.#ct;
-    return ct.origDst(handle) !== ct.replySrc(handle) || ct.origDport(handle) !== ct.replySport(handle);
+    return ct.origDst(handle) !== ct.replySrc(handle) || (hasPorts(ct.protocol(handle)) && ct.origDport(handle) !== ct.replySport(handle));
   }
 
   /** 1 = translated, 0 = nothing to do, -1 = needed but impossible. */
@@ -343,10 +346,10 @@ export class Nat {
     const ct = this.#ct;
     if (isReply(pkt)) {
       if (!this.#snated(handle)) return true;
-      return this.#translateRelated(pkt, handle, 1, ct.replyDst(handle), ct.replyDport(handle), ct.origSrc(handle), ct.origSport(handle));
+      return this.#translateRelated(pkt, handle, 1, ct.replyDst(handle), ct.replyDport(handle), ct.origSrc(handle), ct.origSport(handle), true);
     }
     if (!this.#dnated(handle)) return true;
-    return this.#translateRelated(pkt, handle, 1, ct.origDst(handle), ct.origDport(handle), ct.replySrc(handle), ct.replySport(handle));
+    return this.#translateRelated(pkt, handle, 1, ct.origDst(handle), ct.origDport(handle), ct.replySrc(handle), ct.replySport(handle), false);
   }
 
   /**
@@ -358,10 +361,10 @@ export class Nat {
     const ct = this.#ct;
     if (isReply(pkt)) {
       if (!this.#dnated(handle)) return true;
-      return this.#translateRelated(pkt, handle, 0, ct.replySrc(handle), ct.replySport(handle), ct.origDst(handle), ct.origDport(handle));
+      return this.#translateRelated(pkt, handle, 0, ct.replySrc(handle), ct.replySport(handle), ct.origDst(handle), ct.origDport(handle), false);
     }
     if (!this.#snated(handle)) return true;
-    return this.#translateRelated(pkt, handle, 0, ct.origSrc(handle), ct.origSport(handle), ct.replyDst(handle), ct.replyDport(handle));
+    return this.#translateRelated(pkt, handle, 0, ct.origSrc(handle), ct.origSport(handle), ct.replyDst(handle), ct.replyDport(handle), true);
   }
 
   /**
@@ -369,15 +372,17 @@ export class Nat {
    * (they name the same host); `outer` 0: the error's source and the quote's
    * destination. Each is rewritten from (fromAddr, fromPort) to (toAddr,
    * toPort) only where it still has the "from" value, so the step is
-   * idempotent.
+   * idempotent. An ICMP query's identifier counts only on the SNAT side
+   * (`snatSide`), where masquerade may have renumbered it.
    */
-  #translateRelated(pkt: Packet, handle: number, outer: 0 | 1, fromAddr: number, fromPort: number, toAddr: number, toPort: number): boolean {
+  #translateRelated(pkt: Packet, handle: number, outer: 0 | 1, fromAddr: number, fromPort: number, toAddr: number, toPort: number, snatSide: boolean): boolean {
     const ct = this.#ct;
     if (quotedTransportOffset(pkt) < 0) return true;
     const quoted: 0 | 1 = outer === 1 ? 0 : 1;
-    const ports = hasPortsOrIdentifier(ct.protocol(handle));
+    const protocol = ct.protocol(handle);
+    const ports = hasPorts(protocol) || (snatSide && protocol === IpProtocol.Icmp);
     let changed = false;
-    if (quotedAddress(pkt, quoted) === fromAddr && quotedPort(pkt, quoted) === fromPort) {
+    if (quotedAddress(pkt, quoted) === fromAddr && (!ports || quotedPort(pkt, quoted) === fromPort)) {
       if (!(quoted === 0 ? rewriteQuotedSource(pkt, toAddr, ports ? toPort : -1) : rewriteQuotedDestination(pkt, toAddr, ports ? toPort : -1))) {
         this.counters.malformed++;
         return false;

@@ -29,6 +29,9 @@ export class PortAllocator {
   readonly #shared: Uint16Array;
   /** Per port: 1 when the holder of #bound is NAT (so others may share it). */
   readonly #nat: Uint8Array;
+  /** The NAT-held ports, for a random pick in constant time, and where each sits in it (-1: not there). */
+  readonly #natPorts: number[] = [];
+  readonly #natSlot: Int32Array;
   #cursor: number;
   #inUse = 0;
   readonly #random: () => number;
@@ -40,6 +43,7 @@ export class PortAllocator {
     this.#bound = new Uint8Array(count);
     this.#shared = new Uint16Array(count);
     this.#nat = new Uint8Array(count);
+    this.#natSlot = new Int32Array(count).fill(-1);
     this.#random = random;
     this.#cursor = count === 0 ? 0 : Math.min(count - 1, Math.floor(random() * count));
   }
@@ -78,12 +82,11 @@ export class PortAllocator {
     return true;
   }
 
-  /** Frees a port; false if it was not bound (nothing changes). */
+  /** Frees a local socket's port; false if it was not bound by one (nothing changes: NAT ports go by releaseShared). */
   release(port: number): boolean {
     const index = port - this.first;
-    if (!(index >= 0 && index < this.#bound.length) || this.#bound[index] === 0) return false;
+    if (!(index >= 0 && index < this.#bound.length) || this.#bound[index] === 0 || this.#nat[index] === 1) return false;
     this.#bound[index] = 0;
-    this.#nat[index] = 0;
     this.#inUse--;
     return true;
   }
@@ -91,7 +94,11 @@ export class PortAllocator {
   /** A free port for a NATed flow, which later flows may share (`acquireShared`); -1 when none is free. */
   allocateShareable(): number {
     const port = this.allocate();
-    if (port >= 0) this.#nat[port - this.first] = 1;
+    if (port < 0) return -1;
+    const index = port - this.first;
+    this.#nat[index] = 1;
+    this.#natSlot[index] = this.#natPorts.length;
+    this.#natPorts.push(port);
     return port;
   }
 
@@ -101,14 +108,10 @@ export class PortAllocator {
    * then calls `acquireShared`.
    */
   shareCandidate(): number {
-    const count = this.#bound.length;
-    if (count === 0) return -1;
-    const start = Math.min(count - 1, Math.floor(this.#random() * count));
-    for (let i = 0; i < count; i++) {
-      const index = (start + i) % count;
-      if (this.#nat[index] === 1 && this.#shared[index]! < 0xffff) return this.first + index;
-    }
-    return -1;
+    const held = this.#natPorts.length;
+    if (held === 0) return -1;
+    const port = this.#natPorts[Math.min(held - 1, Math.floor(this.#random() * held))]!;
+    return this.#shared[port - this.first]! < 0xffff ? port : -1;
   }
 
   /** One more NATed flow holds `port` (a shareCandidate); false if it is not a NAT port. */
@@ -123,8 +126,21 @@ export class PortAllocator {
   releaseShared(port: number): boolean {
     const index = port - this.first;
     if (!(index >= 0 && index < this.#bound.length) || this.#nat[index] === 0) return false;
-    if (this.#shared[index]! > 0) this.#shared[index]!--;
-    else this.release(port);
+    if (this.#shared[index]! > 0) {
+      this.#shared[index]!--;
+      return true;
+    }
+    // The last flow on it: the port is free again, and leaves the NAT-held list (swap with the last).
+    const slot = this.#natSlot[index]!;
+    const last = this.#natPorts.pop()!;
+    if (last !== port) {
+      this.#natPorts[slot] = last;
+      this.#natSlot[last - this.first] = slot;
+    }
+    this.#natSlot[index] = -1;
+    this.#nat[index] = 0;
+    this.#bound[index] = 0;
+    this.#inUse--;
     return true;
   }
 

@@ -515,6 +515,49 @@ describe('ICMP errors of translated flows', () => {
     expectSameBytes(error, icmpError(R, C2, original, 'time-exceeded', 0));
   });
 
+  it('gives a renumbered ping that was also DNATed its reply from the address it pinged', () => {
+    const { ct, nat } = setup();
+    // Inside hosts ping V; prerouting DNATs V to S; the outside Iface masquerades.
+    const V = '10.1.0.1';
+    const send = (host: string) => {
+      const pkt = ping(host, V, 9);
+      const h = ct.track(pkt, T0);
+      nat.dnat(pkt, h, ip(S), null);
+      ct.confirm(h, T0);
+      expect(nat.masquerade(pkt, h, ip(E))).toBe(true);
+      nat.snatTranslate(pkt, h);
+      return { pkt, h };
+    };
+    send(C);
+    const { pkt, h } = send(C2);
+    expectSameBytes(pkt, ping(E, S, 49152));
+    const reply = ping(S, E, 49152, 'echo-reply');
+    expect(ct.track(reply, T0)).toBe(h);
+    nat.demasquerade(reply, h);
+    nat.dnatTranslate(reply, h);
+    nat.snatTranslate(reply, h);
+    expectSameBytes(reply, ping(V, C2, 9, 'echo-reply'));
+  });
+
+  it('masquerades an error an inside host sends about the echo reply of its renumbered ping', () => {
+    const { ct, nat } = setup();
+    const first = ping(C, S, 9);
+    nat.masquerade(first, through(ct, first), ip(E));
+    const request = ping(C2, S, 9);
+    const h = through(ct, request);
+    nat.masquerade(request, h, ip(E));
+    const reply = ping(S, E, 49152, 'echo-reply');
+    ct.track(reply, T0);
+    nat.demasquerade(reply, h);
+    const error = icmpError(C2, S, reply);
+    expect(ct.track(error, T0)).toBe(h);
+    nat.dnatTranslate(error, h);
+    nat.masquerade(error, h, ip(E));
+    nat.snatTranslate(error, h);
+    // S sees an error from the public address about the reply it sent, not the inside address.
+    expectSameBytes(error, icmpError(E, S, ping(S, E, 49152, 'echo-reply')));
+  });
+
   it('translates an error about a ping by address and keeps the identifier', () => {
     const { ct, nat } = setup();
     const original = ping(C, S, 31);

@@ -58,6 +58,17 @@ describe('PortAllocator', () => {
     expect(ports.shareCandidate()).toBe(-1);
   });
 
+  it('will not release a NAT-held port as a local socket\'s, nor pick a shared one for local use', () => {
+    const ports = new PortAllocator(() => 0, 100, 100);
+    expect(ports.allocateShareable()).toBe(100);
+    expect(ports.acquireShared(100)).toBe(true);
+    expect(ports.release(100)).toBe(false);
+    expect(ports.allocate()).toBe(-1);
+    expect(ports.releaseShared(100)).toBe(true);
+    expect(ports.releaseShared(100)).toBe(true);
+    expect(ports.allocate()).toBe(100);
+  });
+
   it('keeps local sockets and NATed flows apart, and frees a port exactly when its last holder lets go', () => {
     const op = fc.oneof(
       fc.constant({ kind: 'local' as const }),
