@@ -139,6 +139,10 @@ const MIN_CAPACITY = 16;
 /** Keeps `handle * 2 + 1` a positive int32. */
 const MAX_CAPACITY = 1 << 26;
 const EMPTY = -1;
+/** A slot of the table being migrated whose key has moved to the new one: lookups probe past it. */
+const MOVED = -2;
+/** Old-table slots migrated per sweep, on top of those each new entry migrates. */
+const SWEEP_MIGRATION = 1 << 16;
 /** List ids for eviction order: unconfirmed entries, then confirmed ones not assured. */
 const LIST_UNCONFIRMED = 0;
 const LIST_UNASSURED = 1;
@@ -258,6 +262,16 @@ export class Conntrack {
   // --- hash table: slot = handle * 2 + direction, or EMPTY ---
   #slots = new Int32Array(0);
   #mask = 0;
+  /**
+   * While the table grows, the previous one, whose keys move to the new one
+   * a few at a time (each new entry moves `#migrationStep` slots, each sweep
+   * many more), so a doubling at a million entries is not a 100 ms pause.
+   * Lookups that miss the new table look here; null once all have moved.
+   */
+  #oldSlots: Int32Array | null = null;
+  #oldMask = 0;
+  #migrated = 0;
+  #migrationStep = 0;
 
   readonly #listeners: CloseListener[] = [];
 
@@ -301,7 +315,7 @@ export class Conntrack {
       this.#expires.BYTES_PER_ELEMENT +
       this.#prev.BYTES_PER_ELEMENT +
       this.#next.BYTES_PER_ELEMENT;
-    return perEntry + this.#slots.byteLength / this.#capacity;
+    return perEntry + (this.#slots.byteLength + (this.#oldSlots?.byteLength ?? 0)) / this.#capacity;
   }
 
   /** Called for every entry that goes away, before its handle is reused; the entry is still readable. Returns an unsubscribe function. */
@@ -429,6 +443,7 @@ export class Conntrack {
 
   /** Removes every entry whose timeout has passed; returns how many. Run it every few seconds (upstream: 10 s, 2.6). */
   sweep(now: number): number {
+    if (this.#oldSlots !== null) this.#migrate(SWEEP_MIGRATION);
     let removed = 0;
     for (let h = 0; h < this.#highWater; h++) {
       if (this.#proto[h] !== 0 && this.#expires[h]! <= now) {
@@ -737,6 +752,7 @@ export class Conntrack {
       this.#freeHead = this.#next[handle]!;
       return handle;
     }
+    if (this.#oldSlots !== null) this.#migrate(this.#migrationStep);
     if (this.#highWater === this.#capacity) {
       const ceiling = this.limit > 0 ? Math.min(this.limit, MAX_CAPACITY) : MAX_CAPACITY;
       if (this.#capacity >= ceiling) return -1;
@@ -828,16 +844,37 @@ export class Conntrack {
     this.#expires = grow(this.#expires, (n) => new Float64Array(n));
     this.#prev = grow(this.#prev, (n) => new Int32Array(n));
     this.#next = grow(this.#next, (n) => new Int32Array(n));
+    const added = capacity - this.#capacity;
     this.#capacity = capacity;
+    // A migration still running finishes first: only one old table at a time.
+    if (this.#oldSlots !== null) this.#migrate(Infinity);
     // Two keys per connection at a load factor of at most 3/4.
     const slots = nextPowerOfTwo(Math.ceil((capacity * 2 * 4) / 3));
+    if (this.#size > 0) {
+      this.#oldSlots = this.#slots;
+      this.#oldMask = this.#mask;
+      this.#migrated = 0;
+      // Fast enough that the move ends before the new capacity fills, when the next growth would force it.
+      this.#migrationStep = Math.ceil(this.#oldSlots.length / Math.max(1, added)) + 1;
+    }
     this.#slots = new Int32Array(slots).fill(EMPTY);
     this.#mask = slots - 1;
-    for (let h = 0; h < this.#highWater; h++) {
-      if (this.#proto[h] === 0) continue;
-      this.#insert(h * 2);
-      if (!this.#replyIsOriginal(h)) this.#insert(h * 2 + 1);
+  }
+
+  /** Moves up to `count` slots of the old table to the new one. */
+  #migrate(count: number): void {
+    const old = this.#oldSlots!;
+    const end = Math.min(old.length, this.#migrated + count);
+    for (let i = this.#migrated; i < end; i++) {
+      const slot = old[i]!;
+      if (slot < 0) continue;
+      this.#insert(slot);
+      // Not EMPTY: a key further along may still be found by probing past here. The EMPTY slots
+      // stay (no probe run crosses one), so a lookup that misses still ends.
+      old[i] = MOVED;
     }
+    this.#migrated = end;
+    if (end === old.length) this.#oldSlots = null;
   }
 
   // --- hash table ------------------------------------------------------------
@@ -850,12 +887,21 @@ export class Conntrack {
   }
 
   #find(protocol: number, src: number, sport: number, dst: number, dport: number): number {
-    const slots = this.#slots;
-    const mask = this.#mask;
-    let i = hashTuple(this.#seed, protocol, src, sport, dst, dport) & mask;
+    const hash = hashTuple(this.#seed, protocol, src, sport, dst, dport);
+    const slot = this.#probe(this.#slots, this.#mask, hash, protocol, src, sport, dst, dport);
+    if (slot !== EMPTY || this.#oldSlots === null) return slot;
+    return this.#probe(this.#oldSlots, this.#oldMask, hash, protocol, src, sport, dst, dport);
+  }
+
+  #probe(slots: Int32Array, mask: number, hash: number, protocol: number, src: number, sport: number, dst: number, dport: number): number {
+    let i = hash & mask;
     for (;;) {
       const slot = slots[i]!;
       if (slot === EMPTY) return EMPTY;
+      if (slot === MOVED) {
+        i = (i + 1) & mask;
+        continue;
+      }
       const h = slot >> 1;
       if (this.#proto[h] === protocol) {
         if (slot & 1) {
@@ -868,6 +914,18 @@ export class Conntrack {
     }
   }
 
+  #deleteOld(slot: number, hash: number): void {
+    const old = this.#oldSlots;
+    if (old === null) return;
+    const mask = this.#oldMask;
+    for (let i = hash & mask; old[i] !== EMPTY; i = (i + 1) & mask) {
+      if (old[i] === slot) {
+        old[i] = MOVED;
+        return;
+      }
+    }
+  }
+
   #insert(slot: number): void {
     const slots = this.#slots;
     const mask = this.#mask;
@@ -876,13 +934,22 @@ export class Conntrack {
     slots[i] = slot;
   }
 
-  /** Backward-shift deletion (Knuth 6.4 algorithm R): later keys of the probe run move up, so lookups never need tombstones. */
+  /**
+   * Backward-shift deletion (Knuth 6.4 algorithm R): later keys of the probe
+   * run move up, so lookups never need tombstones. A key still in the old
+   * table is marked MOVED there instead: shifting could carry a key into
+   * the part already migrated, where it would be lost.
+   */
   #delete(slot: number): void {
     const slots = this.#slots;
     const mask = this.#mask;
-    let i = this.#hashOfSlot(slot) & mask;
+    const hash = this.#hashOfSlot(slot);
+    let i = hash & mask;
     while (slots[i] !== slot) {
-      if (slots[i] === EMPTY) return;
+      if (slots[i] === EMPTY) {
+        this.#deleteOld(slot, hash);
+        return;
+      }
       i = (i + 1) & mask;
     }
     slots[i] = EMPTY;

@@ -368,6 +368,62 @@ describe('conntrack limit and eviction', () => {
     }
   });
 
+  it('finds every flow after each new one while it grows a few slots at a time, whatever the hash seed', () => {
+    for (let seed = 0; seed < 50; seed++) {
+      const ct = tracker({ reserve: 16, hashSeed: seed });
+      const handles: number[] = [];
+      for (let port = 1; port <= 200; port++) {
+        handles.push(ct.track(udp(C, port, S, 53), T0));
+        for (let q = 1; q <= port; q++) expect(ct.lookup(IpProtocol.Udp, ip(C), q, ip(S), 53)).toBe(handles[q - 1]);
+        // A tuple no flow has is not found, and the search ends.
+        expect(ct.lookup(IpProtocol.Udp, ip(C), 60000, ip(S), 53)).toBe(-1);
+      }
+    }
+  }, 10_000);
+
+  it('finds every flow, under both keys, while it grows a few slots at a time (flows ending and re-keyed meanwhile)', () => {
+    const op = fc.oneof(
+      { weight: 6, arbitrary: fc.constant({ kind: 'open' as const }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('close' as const), pick: fc.nat() }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('rekey' as const), pick: fc.nat() }) },
+      { weight: 1, arbitrary: fc.constant({ kind: 'sweep' as const }) },
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), fc.integer({ min: 0, max: 0xffff }), (ops, seed) => {
+        const ct = tracker({ reserve: 16, hashSeed: seed });
+        type Flow = { handle: number; port: number; reply: [number, number, number, number] };
+        const live: Flow[] = [];
+        const gone: Flow[] = [];
+        let next = 1;
+        for (const o of ops) {
+          if (o.kind === 'open') {
+            const port = next++;
+            const handle = ct.track(udp(C, port, S, 53), T0);
+            live.push({ handle, port, reply: [ip(S), 53, ip(C), port] });
+          } else if (o.kind === 'close' && live.length > 0) {
+            const [flow] = live.splice(o.pick % live.length, 1);
+            ct.remove(flow!.handle);
+            gone.push(flow!);
+          } else if (o.kind === 'rekey' && live.length > 0) {
+            const flow = live[o.pick % live.length]!;
+            const reply: [number, number, number, number] = [ip(S), 53, ip('198.51.100.1'), 10000 + next++];
+            if (ct.setReplyTuple(flow.handle, ...reply)) flow.reply = reply;
+          } else if (o.kind === 'sweep') {
+            ct.sweep(T0);
+          }
+          // After every step, mid-migration too: keys not yet moved must still be found.
+          for (const flow of live) {
+            expect(ct.lookup(IpProtocol.Udp, ip(C), flow.port, ip(S), 53)).toBe(flow.handle);
+            expect(ct.lookup(IpProtocol.Udp, ...flow.reply)).toBe(flow.handle);
+          }
+        }
+        for (const flow of gone) expect(ct.lookup(IpProtocol.Udp, ip(C), flow.port, ip(S), 53)).toBe(-1);
+        expect(ct.size).toBe(live.length);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('never grows past the limit', () => {
     const ct = tracker({ limit: 40, reserve: 1000 });
     expect(ct.capacity).toBe(40);
