@@ -264,16 +264,8 @@ class ByteQueue {
 
   /** Appends what fits; returns how many bytes were taken. */
   push(data: Uint8Array): number {
-    const n = Math.min(data.length, this.free);
-    if (n <= 0) return 0;
-    this.#reserve(this.#length + n);
-    const cap = this.#buf.length;
-    const tail = (this.#head + this.#length) % cap;
-    const first = Math.min(n, cap - tail);
-    this.#buf.set(data.subarray(0, first), tail);
-    if (n > first) this.#buf.set(data.subarray(first, n), 0);
-    this.#length += n;
-    this.#ahead = Math.max(0, this.#ahead - n);
+    const n = this.writeAt(0, data);
+    this.extend(n);
     return n;
   }
 
@@ -318,15 +310,7 @@ class ByteQueue {
   /** A copy of `n` bytes from `offset`, clamped to what is queued. */
   copy(offset: number, n: number): Uint8Array {
     const start = Math.max(0, Math.min(offset, this.#length));
-    const count = Math.max(0, Math.min(n, this.#length - start));
-    const out = new Uint8Array(count);
-    if (count === 0) return out;
-    const cap = this.#buf.length;
-    const at = (this.#head + start) % cap;
-    const first = Math.min(count, cap - at);
-    out.set(this.#buf.subarray(at, at + first));
-    if (count > first) out.set(this.#buf.subarray(0, count - first), first);
-    return out;
+    return this.#ringCopy(start, Math.max(0, Math.min(n, this.#length - start)));
   }
 
   /** The queued bytes that lie in one piece from the front: a view, good until the queue next changes. */
@@ -335,14 +319,15 @@ class ByteQueue {
     return this.#buf.subarray(this.#head, Math.min(this.#head + this.#length, this.#buf.length));
   }
 
-  /** The first `n` bytes of the ring from the head, queued or not. */
-  #copyRaw(n: number): Uint8Array {
-    const out = new Uint8Array(n);
+  /** A copy of `count` bytes of the ring from `start` bytes past the head, queued or not. */
+  #ringCopy(start: number, count: number): Uint8Array {
+    const out = new Uint8Array(count);
     const cap = this.#buf.length;
-    if (n === 0 || cap === 0) return out;
-    const first = Math.min(n, cap - this.#head);
-    out.set(this.#buf.subarray(this.#head, this.#head + first));
-    if (n > first) out.set(this.#buf.subarray(0, n - first), first);
+    if (count === 0 || cap === 0) return out;
+    const at = (this.#head + start) % cap;
+    const first = Math.min(count, cap - at);
+    out.set(this.#buf.subarray(at, at + first));
+    if (count > first) out.set(this.#buf.subarray(0, count - first), first);
     return out;
   }
 
@@ -370,7 +355,7 @@ class ByteQueue {
   #reserve(size: number): void {
     if (size <= this.#buf.length) return;
     const next = new Uint8Array(Math.min(this.limit, Math.max(size, this.#buf.length * 2, 4096)));
-    next.set(this.#copyRaw(this.#length + this.#ahead));
+    next.set(this.#ringCopy(0, this.#length + this.#ahead));
     this.#buf = next;
     this.#head = 0;
   }
@@ -882,7 +867,7 @@ export class TcpConnection {
         // RFC 6675: a partial ACK changes nothing but the scoreboard; #output sends what it allows.
       } else {
         // RFC 6582 partial ACK: the next hole is lost too.
-        this.#retransmitFirst();
+        this.#retransmitAt(this.#sndUna, this.#mss);
         this.#cwnd = Math.max(this.#mss, this.#cwnd - acked + (acked >= this.#mss ? this.#mss : 0));
       }
     } else if (this.#cwnd < this.#ssthresh) {
@@ -1174,11 +1159,6 @@ export class TcpConnection {
     if (fin) flags |= Fin;
     this.#sendRaw(seq, this.#rcvNxt, flags, payload);
     return payload.length + (fin ? 1 : 0);
-  }
-
-  /** Resends the oldest unacknowledged segment (NewReno's partial ACK). */
-  #retransmitFirst(): void {
-    this.#retransmitAt(this.#sndUna, this.#mss);
   }
 
   /**
