@@ -1,0 +1,281 @@
+import { prng } from '../../appliances/random-packets.ts';
+import type { PacketSpec } from '../../runtime/packet-spec.ts';
+
+/*
+ * A random firewall policy as a plain model (first match wins, then a
+ * default verdict), and its two renderings: a NaCl forward Filter and an
+ * nftables forward chain. The model decides each packet itself, so a test
+ * can hold the appliance and Linux to the same, independently computed,
+ * answer. Members of a set never overlap (nftables refuses overlapping
+ * intervals in an anonymous set), and every source the packets use lies in
+ * SOURCES, which the receiving host drops before it could answer.
+ */
+
+export type Proto = 'tcp' | 'udp' | 'icmp';
+const PROTOCOL: Record<Proto, number> = { tcp: 6, udp: 17, icmp: 1 };
+
+/** An inclusive interval of addresses or ports. */
+type Interval = readonly [number, number];
+
+export interface AclRule {
+  /** Only packets of this protocol (a nested Filter::TCP/UDP/ICMP); null: any. */
+  readonly proto: Proto | null;
+  readonly saddr?: { readonly negated: boolean; readonly members: readonly Interval[] };
+  /** TCP or UDP rules only. */
+  readonly dport?: readonly Interval[];
+  /** TCP or UDP rules only: `sport < N`. */
+  readonly sportBelow?: number;
+  /** `ip.ttl > N`, as the forward chain sees it: after the router's decrement. */
+  readonly ttlAbove?: number;
+  /** ICMP rules only. */
+  readonly icmpTypes?: readonly number[];
+  readonly verdict: 'accept' | 'drop';
+}
+
+export interface AclPolicy {
+  readonly seed: number;
+  readonly rules: readonly AclRule[];
+  readonly otherwise: 'accept' | 'drop';
+}
+
+/** Sources of the random packets: 10.100.0.0/20, sixteen /24 "slots". */
+export const SOURCES = { net: '10.100.0.0/16', base: (10 << 24) | (100 << 16), slots: 16 };
+/** ICMP queries Linux conntrack takes as new flows (echo and timestamp requests). */
+export const QUERY_TYPES = [8, 13] as const;
+
+const dotted = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+
+/** `count` distinct slots of `of`, in random order. */
+function slots(rnd: () => number, count: number, of: number): number[] {
+  const all = Array.from({ length: of }, (_, i) => i);
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [all[i], all[j]] = [all[j]!, all[i]!];
+  }
+  return all.slice(0, count);
+}
+
+const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+const between = (rnd: () => number, lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
+
+/** Source members, each in a /24 slot of its own: the whole /24, one host, or a range. */
+function addressMembers(rnd: () => number): Interval[] {
+  return slots(rnd, between(rnd, 1, 3), SOURCES.slots).map((slot) => {
+    const base = (SOURCES.base | (slot << 8)) >>> 0;
+    const kind = rnd();
+    if (kind < 0.4) return [base, base + 255] as const;
+    if (kind < 0.7) {
+      const host = base + between(rnd, 1, 254);
+      return [host, host] as const;
+    }
+    const lo = base + between(rnd, 1, 120);
+    return [lo, lo + between(rnd, 1, 100)] as const;
+  });
+}
+
+/** Port members, each in a block of 1000 ports of its own: one port or a range. */
+function portMembers(rnd: () => number): Interval[] {
+  return slots(rnd, between(rnd, 1, 3), 60)
+    .map((block) => {
+      const lo = 1000 * (block + 1) + between(rnd, 0, 900);
+      return rnd() < 0.5 ? ([lo, lo] as const) : ([lo, lo + between(rnd, 1, 99)] as const);
+    })
+    .sort((a, b) => a[0] - b[0]);
+}
+
+export function randomPolicy(seed: number, ruleCount = 12): AclPolicy {
+  const rnd = prng(seed);
+  const rules: AclRule[] = [];
+  while (rules.length < ruleCount) {
+    const proto = pick(rnd, [null, 'tcp', 'tcp', 'udp', 'udp', 'icmp'] as const);
+    const rule: { -readonly [K in keyof AclRule]: AclRule[K] } = { proto, verdict: rnd() < 0.5 ? 'accept' : 'drop' };
+    if (rnd() < 0.7) rule.saddr = { negated: rnd() < 0.2, members: addressMembers(rnd) };
+    if (rnd() < 0.25) rule.ttlAbove = between(rnd, 20, 120);
+    if (proto === 'tcp' || proto === 'udp') {
+      if (rnd() < 0.7) rule.dport = portMembers(rnd);
+      if (rnd() < 0.25) rule.sportBelow = between(rnd, 1024, 40000);
+    }
+    if (proto === 'icmp' && rnd() < 0.6) rule.icmpTypes = [pick(rnd, QUERY_TYPES)];
+    // A rule for any protocol needs a condition: a bare verdict would end the function.
+    if (proto === null && rule.saddr === undefined && rule.ttlAbove === undefined) continue;
+    rules.push(rule);
+  }
+  return { seed, rules, otherwise: rnd() < 0.5 ? 'accept' : 'drop' };
+}
+
+/** A packet as the model, the appliance and Linux see it; `id` tells arrivals apart. */
+export interface AclPacket {
+  readonly proto: Proto;
+  readonly src: number;
+  readonly sport: number;
+  readonly dport: number;
+  /** As sent; the forward chain sees ttl - 1. */
+  readonly ttl: number;
+  readonly icmpType: number;
+  readonly id: number;
+}
+
+const inSet = (x: number, members: readonly Interval[]) => members.some(([lo, hi]) => x >= lo && x <= hi);
+
+function matches(rule: AclRule, p: AclPacket): boolean {
+  if (rule.proto !== null && rule.proto !== p.proto) return false;
+  if (rule.saddr && inSet(p.src, rule.saddr.members) === rule.saddr.negated) return false;
+  if (rule.ttlAbove !== undefined && !(p.ttl - 1 > rule.ttlAbove)) return false;
+  if (rule.dport && !inSet(p.dport, rule.dport)) return false;
+  if (rule.sportBelow !== undefined && !(p.sport < rule.sportBelow)) return false;
+  if (rule.icmpTypes && !rule.icmpTypes.includes(p.icmpType)) return false;
+  return true;
+}
+
+/** The policy's verdict: the first rule that matches, else the default. */
+export function decide(policy: AclPolicy, p: AclPacket): 'accept' | 'drop' {
+  for (const rule of policy.rules) if (matches(rule, p)) return rule.verdict;
+  return policy.otherwise;
+}
+
+/** Random packets to `dst`, biased to the policy's boundaries (each interval's ends and their neighbours). */
+export function randomAclPackets(policy: AclPolicy, count: number, seed: number): AclPacket[] {
+  const rnd = prng(seed);
+  const addresses = policy.rules.flatMap((r) => r.saddr?.members ?? []).flatMap(([lo, hi]) => [lo - 1, lo, hi, hi + 1, (lo + hi) >>> 1]);
+  const ports = policy.rules.flatMap((r) => [...(r.dport ?? []), ...(r.sportBelow ? [[r.sportBelow, r.sportBelow] as const] : [])]).flatMap(([lo, hi]) => [lo - 1, lo, hi, hi + 1]);
+  const ttls = policy.rules.flatMap((r) => (r.ttlAbove === undefined ? [] : [r.ttlAbove, r.ttlAbove + 1, r.ttlAbove + 2]));
+  const lowest = SOURCES.base + 1;
+  const highest = (SOURCES.base | ((SOURCES.slots - 1) << 8) | 254) >>> 0;
+  const biased = (xs: number[], lo: number, hi: number) => Math.min(hi, Math.max(lo, xs.length > 0 && rnd() < 0.75 ? pick(rnd, xs) : between(rnd, lo, hi)));
+  const random = (): Omit<AclPacket, 'id'> => ({
+    proto: pick(rnd, ['tcp', 'tcp', 'udp', 'udp', 'icmp'] as const),
+    src: biased(addresses, lowest, highest),
+    sport: biased(ports, 1, 65535),
+    dport: biased(ports, 1, 65535),
+    // At least 2: the router must forward it, not answer Time Exceeded.
+    ttl: biased(ttls, 2, 255),
+    icmpType: pick(rnd, QUERY_TYPES),
+  });
+  // Half the packets are made to match one rule each (which an earlier rule
+  // may still decide): random ones alone leave narrow rules unexercised.
+  const inside = ([lo, hi]: Interval) => between(rnd, lo, hi);
+  const witness = (rule: AclRule): Omit<AclPacket, 'id'> => {
+    const p: { -readonly [K in keyof AclPacket]?: AclPacket[K] } & Omit<AclPacket, 'id'> = { ...random(), ...(rule.proto === null ? {} : { proto: rule.proto }) };
+    if (rule.saddr && !rule.saddr.negated) p.src = Math.min(highest, Math.max(lowest, inside(pick(rnd, rule.saddr.members))));
+    if (rule.ttlAbove !== undefined) p.ttl = rule.ttlAbove + between(rnd, 2, 3);
+    if (rule.dport) p.dport = inside(pick(rnd, rule.dport));
+    if (rule.sportBelow !== undefined) p.sport = between(rnd, Math.max(1, rule.sportBelow - 3), rule.sportBelow - 1);
+    if (rule.icmpTypes) p.icmpType = pick(rnd, rule.icmpTypes);
+    return p;
+  };
+  return Array.from({ length: count }, (_, i) => ({ ...(i % 2 === 0 || policy.rules.length === 0 ? random() : witness(policy.rules[(i >> 1) % policy.rules.length]!)), id: i + 1 }));
+}
+
+/** How many packets each rule decided (index = rule; the last entry: the default verdict). */
+export function decidedBy(policy: AclPolicy, packets: readonly AclPacket[]): number[] {
+  const counts = new Array<number>(policy.rules.length + 1).fill(0);
+  for (const p of packets) {
+    const k = policy.rules.findIndex((r) => matches(r, p));
+    counts[k === -1 ? policy.rules.length : k]!++;
+  }
+  return counts;
+}
+
+/** The packet as a SPEC (cli.md), for building its datagram and for reports. */
+export function packetSpec(p: AclPacket, dst: number): PacketSpec {
+  return {
+    protocol: PROTOCOL[p.proto],
+    protocolName: p.proto,
+    src: p.src,
+    dst,
+    sport: p.proto === 'icmp' ? 0 : p.sport,
+    dport: p.proto === 'icmp' ? 0 : p.dport,
+    ttl: p.ttl,
+    // A SYN: Linux conntrack takes it for a new connection.
+    flags: p.proto === 'tcp' ? 0x02 : 0,
+    icmpType: p.icmpType,
+    icmpCode: 0,
+    len: 0,
+    id: p.id,
+    vlan: null,
+    ct: undefined,
+  };
+}
+
+const naclMember = ([lo, hi]: Interval, address: boolean): string => {
+  const text = address ? dotted : String;
+  if (lo === hi) return text(lo);
+  if (address && (hi - lo) === 255 && (lo & 255) === 0) return `${dotted(lo)}/24`;
+  return `${text(lo)}-${text(hi)}`;
+};
+
+/** The rule's condition in NaCl, or '' when it has none. */
+function naclCondition(rule: AclRule): string {
+  const terms: string[] = [];
+  if (rule.saddr) terms.push(`${rule.saddr.negated ? 'not ' : ''}ip.saddr in [${rule.saddr.members.map((m) => naclMember(m, true)).join(', ')}]`);
+  if (rule.ttlAbove !== undefined) terms.push(`ip.ttl > ${rule.ttlAbove}`);
+  if (rule.dport) terms.push(`${rule.proto}.dport in [${rule.dport.map((m) => naclMember(m, false)).join(', ')}]`);
+  if (rule.sportBelow !== undefined) terms.push(`${rule.proto}.sport < ${rule.sportBelow}`);
+  if (rule.icmpTypes) terms.push(`icmp.type in [${rule.icmpTypes.join(', ')}]`);
+  return terms.join(' and ');
+}
+
+/**
+ * The policy as a NaCl Filter::IP, preceded by `preamble` statements (rules
+ * outside the model, such as what lets a test's own probes through).
+ */
+export function naclFilter(policy: AclPolicy, name: string, preamble: readonly string[] = []): string {
+  const lines = [`Filter::IP ${name} {`, ...preamble.map((s) => `  ${s}`)];
+  for (const rule of policy.rules) {
+    const condition = naclCondition(rule);
+    const body = condition === '' ? rule.verdict : `if (${condition}) { ${rule.verdict} }`;
+    lines.push(rule.proto === null ? `  ${body}` : `  Filter::${rule.proto.toUpperCase()} { ${body} }`);
+  }
+  lines.push(`  ${policy.otherwise}`, '}');
+  return lines.join('\n');
+}
+
+const nftMember = ([lo, hi]: Interval, address: boolean): string => {
+  const text = address ? dotted : String;
+  return lo === hi ? text(lo) : `${text(lo)}-${text(hi)}`;
+};
+
+/** The policy as nftables rules for a forward chain, after `preamble` rules. */
+export function nftForwardChain(policy: AclPolicy, preamble: readonly string[] = []): string {
+  const lines = [...preamble];
+  for (const rule of policy.rules) {
+    const terms: string[] = [];
+    if (rule.proto !== null) terms.push(`ip protocol ${rule.proto}`);
+    if (rule.saddr) terms.push(`ip saddr ${rule.saddr.negated ? '!= ' : ''}{ ${rule.saddr.members.map((m) => nftMember(m, true)).join(', ')} }`);
+    // Linux decrements the TTL before its forward hook, as the appliance does before its forward chain.
+    if (rule.ttlAbove !== undefined) terms.push(`ip ttl > ${rule.ttlAbove}`);
+    if (rule.dport) terms.push(`${rule.proto} dport { ${rule.dport.map((m) => nftMember(m, false)).join(', ')} }`);
+    if (rule.sportBelow !== undefined) terms.push(`${rule.proto} sport < ${rule.sportBelow}`);
+    if (rule.icmpTypes) terms.push(`icmp type { ${rule.icmpTypes.join(', ')} }`);
+    lines.push([...terms, rule.verdict].join(' '));
+  }
+  lines.push(policy.otherwise);
+  return lines.join('\n');
+}
+
+/** The hosts on either side of the router the policy guards: A sends, B receives. */
+export const HOST_A = '10.91.1.5';
+export const HOST_B = '10.91.2.5';
+
+/**
+ * A router between 10.91.1.0/24 (Iface a_side) and 10.91.2.0/24 (b_side)
+ * whose Gateway forwards through the policy, after `preamble` statements.
+ */
+export function routerConfig(policy: AclPolicy, preamble: readonly string[] = []): string {
+  return `
+Iface a_side { index: 0, address: 10.91.1.1, netmask: 255.255.255.0 }
+Iface b_side { index: 1, address: 10.91.2.1, netmask: 255.255.255.0 }
+Gateway gw {
+  forward: policy,
+  a_net: { net: 10.91.1.0, netmask: 255.255.255.0, iface: a_side },
+  b_net: { net: 10.91.2.0, netmask: 255.255.255.0, iface: b_side }
+}
+${naclFilter(policy, 'policy', preamble)}
+`;
+}
+
+/** The packet in a test failure message. */
+export function describePacket(p: AclPacket): string {
+  const l4 = p.proto === 'icmp' ? `type ${p.icmpType}` : `${p.sport} -> ${p.dport}`;
+  return `#${p.id} ${p.proto} from ${dotted(p.src)} ${l4} ttl ${p.ttl}`;
+}
