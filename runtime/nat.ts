@@ -46,9 +46,13 @@ import { IpProtocol, ipv4Dst, ipv4Src } from './wire/ipv4.ts';
 
 /** Bit in the conntrack entry's NAT byte: the reply port was allocated by `masquerade` and must be released. */
 export const NAT_FLAG_MASQUERADE_PORT = 1;
+/** Bit in the conntrack entry's NAT byte: a port forward's clash gave the flow a new source port (`#remapSourcePort`). */
+export const NAT_FLAG_SOURCE_REMAP = 2;
 
-/** How many ports `masquerade` tries when a fresh port's tuple is taken by another flow. */
+/** How many ports `masquerade` (or a port forward's clash) tries when a port's tuple is taken by another flow. */
 const MASQUERADE_ATTEMPTS = 16;
+/** Source ports a port forward's clash may remap to: 1024-65535. */
+const REMAP_PORTS = 65536 - 1024;
 
 export interface NatCounters {
   /** Explicit `dnat` / `snat` applied to a packet. */
@@ -65,6 +69,8 @@ export interface NatCounters {
   skipped_reply: number;
   /** A mapping refused because another flow already uses the resulting tuple (packet dropped). */
   conflicts: number;
+  /** Port forwards whose tuple another flow held, kept apart by a new source port (as Linux). */
+  source_ports_remapped: number;
   /** `masquerade` found no free port (packet dropped; upstream threw, 3.4 FIX). */
   ports_exhausted: number;
   ports_released: number;
@@ -94,6 +100,7 @@ export class Nat {
     related_translated: 0,
     skipped_reply: 0,
     conflicts: 0,
+    source_ports_remapped: 0,
     ports_exhausted: 0,
     ports_released: 0,
     malformed: 0,
@@ -153,16 +160,17 @@ export class Nat {
       this.counters.malformed++;
       return false;
     }
-    const ok = destination
+    let ok = destination
       ? ct.setReplyTuple(handle, addr ?? ct.replySrc(handle), newPort >= 0 ? newPort : ct.replySport(handle), ct.replyDst(handle), ct.replyDport(handle))
       : ct.setReplyTuple(handle, ct.replySrc(handle), ct.replySport(handle), addr ?? ct.replyDst(handle), newPort >= 0 ? newPort : ct.replyDport(handle));
+    if (!ok && destination && ports) ok = this.#remapSourcePort(handle, addr ?? ct.replySrc(handle), newPort >= 0 ? newPort : ct.replySport(handle));
     if (!ok) {
       this.counters.conflicts++;
       return false;
     }
     const { bytes, l3 } = pkt;
     const rewritten = destination
-      ? rewriteDestination(pkt, addr ?? ipv4Dst(bytes, l3), newPort)
+      ? rewriteDestination(pkt, addr ?? ipv4Dst(bytes, l3), newPort) && this.#applySourceRemap(pkt, handle)
       : rewriteSource(pkt, addr ?? ipv4Src(bytes, l3), newPort);
     if (!rewritten) {
       this.counters.malformed++;
@@ -171,6 +179,41 @@ export class Nat {
     if (destination) this.counters.dnat++;
     else this.counters.snat++;
     return true;
+  }
+
+  /**
+   * A port forward whose translated tuple another flow already holds (two
+   * flows from one client socket forwarded to one server socket) keeps the
+   * flow apart by a new source port, as Linux's NAT resolves such a clash:
+   * the reply tuple's destination port. The reverse steps then restore the
+   * client's port on the replies like any SNAT. Candidates start at a random
+   * port of 1024-65535 (Linux keeps source ports above 1023 there too).
+   */
+  #remapSourcePort(handle: number, target: number, targetPort: number): boolean {
+    const ct = this.#ct;
+    const first = 1024 + Math.floor(this.#random() * REMAP_PORTS);
+    for (let attempt = 0; attempt < MASQUERADE_ATTEMPTS; attempt++) {
+      const port = 1024 + ((first - 1024 + attempt) % REMAP_PORTS);
+      if (ct.setReplyTuple(handle, target, targetPort, ct.origSrc(handle), port)) {
+        ct.setNatFlags(handle, ct.natFlags(handle) | NAT_FLAG_SOURCE_REMAP);
+        this.counters.source_ports_remapped++;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Gives an original-direction packet the source port a clash remapped
+   * (`#remapSourcePort`), on every packet of the flow; anything else (no
+   * remap, or a source address another step translates) is left alone.
+   */
+  #applySourceRemap(pkt: Packet, handle: number): boolean {
+    if (!this.#remappedOnly(handle)) return true;
+    const ct = this.#ct;
+    const src = ct.origSrc(handle);
+    if (ipv4Src(pkt.bytes, pkt.l3) !== src || packetPort(pkt, 0) !== ct.origSport(handle)) return true;
+    return rewriteSource(pkt, src, ct.replyDport(handle));
   }
 
   // --- reverse steps (3.3) ---------------------------------------------------
@@ -234,7 +277,7 @@ export class Nat {
     }
     const protocol = ct.protocol(handle);
     const ports = hasPortsOrIdentifier(protocol);
-    if (this.#snated(handle)) {
+    if (this.#snated(handle) && !this.#remappedOnly(handle)) {
       // Later packets of a masqueraded (or explicitly SNATed) flow.
       if (ipv4Src(pkt.bytes, pkt.l3) !== ct.origSrc(handle) || packetPort(pkt, 0) !== ct.origSport(handle)) return true;
       return this.#rewriteOrDrop(rewriteSource(pkt, ct.replyDst(handle), ports ? ct.replyDport(handle) : -1), 'masqueraded');
@@ -301,6 +344,12 @@ export class Nat {
   }
 
   // --- shared ----------------------------------------------------------------
+
+  /** Whether the flow's only source translation is a clash's new port (masquerade may still take the source over). */
+  #remappedOnly(handle: number): boolean {
+    const ct = this.#ct;
+    return (ct.natFlags(handle) & NAT_FLAG_SOURCE_REMAP) !== 0 && ct.replyDst(handle) === ct.origSrc(handle);
+  }
 
   #snated(handle: number): boolean {
     const ct = this.#ct;

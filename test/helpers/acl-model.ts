@@ -2,13 +2,14 @@ import { prng } from '../../appliances/random-packets.ts';
 import type { PacketSpec } from '../../runtime/packet-spec.ts';
 
 /*
- * A random firewall policy as a plain model (first match wins, then a
- * default verdict), and its two renderings: a NaCl forward Filter and an
- * nftables forward chain. The model decides each packet itself, so a test
- * can hold the appliance and Linux to the same, independently computed,
- * answer. Members of a set never overlap (nftables refuses overlapping
- * intervals in an anonymous set), and every source the packets use lies in
- * SOURCES, which the receiving host drops before it could answer.
+ * A random policy as a plain model - first match wins, then a default - and
+ * its two renderings: NaCl (a forward Filter, or a prerouting Nat function
+ * of port forwards) and nftables (a forward chain, or a dstnat chain). The
+ * model decides each packet itself, so a test can hold the appliance and
+ * Linux to the same, independently computed, answer. Members of a set never
+ * overlap (nftables refuses overlapping intervals in an anonymous set), and
+ * every source the packets use lies in SOURCES, which the receiving host
+ * drops before it could answer.
  */
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
@@ -17,24 +18,33 @@ const PROTOCOL: Record<Proto, number> = { tcp: 6, udp: 17, icmp: 1 };
 /** An inclusive interval of addresses or ports. */
 type Interval = readonly [number, number];
 
+/** A port forward: the new destination address, and port (TCP and UDP rules only; else kept). */
+export interface Dnat {
+  readonly dnat: number;
+  readonly port?: number;
+}
+
 export interface AclRule {
-  /** Only packets of this protocol (a nested Filter::TCP/UDP/ICMP); null: any. */
+  /** Only packets of this protocol (a nested TCP/UDP/ICMP function); null: any. */
   readonly proto: Proto | null;
   readonly saddr?: { readonly negated: boolean; readonly members: readonly Interval[] };
   /** TCP or UDP rules only. */
   readonly dport?: readonly Interval[];
   /** TCP or UDP rules only: `sport < N`. */
   readonly sportBelow?: number;
-  /** `ip.ttl > N`, as the forward chain sees it: after the router's decrement. */
+  /** `ip.ttl > N`, as the hook sees it: the forward chain after the router's decrement. */
   readonly ttlAbove?: number;
   /** ICMP rules only. */
   readonly icmpTypes?: readonly number[];
-  readonly verdict: 'accept' | 'drop';
+  readonly action: 'accept' | 'drop' | Dnat;
 }
 
 export interface AclPolicy {
   readonly seed: number;
+  /** forward: a Filter on the Gateway's forward chain; prerouting: a Nat function of dnat rules. */
+  readonly hook: 'forward' | 'prerouting';
   readonly rules: readonly AclRule[];
+  /** After the last rule; a Nat function falls off its end: accept, unchanged. */
   readonly otherwise: 'accept' | 'drop';
 }
 
@@ -83,24 +93,47 @@ function portMembers(rnd: () => number): Interval[] {
     .sort((a, b) => a[0] - b[0]);
 }
 
+/** The conditions of a random rule; the caller picks its action. */
+function randomConditions(rnd: () => number, protos: readonly (Proto | null)[]): Omit<AclRule, 'action'> | undefined {
+  const proto = pick(rnd, protos);
+  const rule: { -readonly [K in keyof AclRule]?: AclRule[K] } = { proto };
+  if (rnd() < 0.7) rule.saddr = { negated: rnd() < 0.2, members: addressMembers(rnd) };
+  if (rnd() < 0.25) rule.ttlAbove = between(rnd, 20, 120);
+  if (proto === 'tcp' || proto === 'udp') {
+    if (rnd() < 0.7) rule.dport = portMembers(rnd);
+    if (rnd() < 0.25) rule.sportBelow = between(rnd, 1024, 40000);
+  }
+  if (proto === 'icmp' && rnd() < 0.6) rule.icmpTypes = [pick(rnd, QUERY_TYPES)];
+  // A rule for any protocol needs a condition: a bare action would end the function.
+  if (proto === null && rule.saddr === undefined && rule.ttlAbove === undefined) return undefined;
+  return rule as Omit<AclRule, 'action'>;
+}
+
+/** A firewall for a Gateway's forward chain: accept and drop rules, then a default verdict. */
 export function randomPolicy(seed: number, ruleCount = 12): AclPolicy {
   const rnd = prng(seed);
   const rules: AclRule[] = [];
   while (rules.length < ruleCount) {
-    const proto = pick(rnd, [null, 'tcp', 'tcp', 'udp', 'udp', 'icmp'] as const);
-    const rule: { -readonly [K in keyof AclRule]: AclRule[K] } = { proto, verdict: rnd() < 0.5 ? 'accept' : 'drop' };
-    if (rnd() < 0.7) rule.saddr = { negated: rnd() < 0.2, members: addressMembers(rnd) };
-    if (rnd() < 0.25) rule.ttlAbove = between(rnd, 20, 120);
-    if (proto === 'tcp' || proto === 'udp') {
-      if (rnd() < 0.7) rule.dport = portMembers(rnd);
-      if (rnd() < 0.25) rule.sportBelow = between(rnd, 1024, 40000);
-    }
-    if (proto === 'icmp' && rnd() < 0.6) rule.icmpTypes = [pick(rnd, QUERY_TYPES)];
-    // A rule for any protocol needs a condition: a bare verdict would end the function.
-    if (proto === null && rule.saddr === undefined && rule.ttlAbove === undefined) continue;
-    rules.push(rule);
+    const conditions = randomConditions(rnd, [null, 'tcp', 'tcp', 'udp', 'udp', 'icmp']);
+    if (conditions) rules.push({ ...conditions, action: rnd() < 0.5 ? 'accept' : 'drop' });
   }
-  return { seed, rules, otherwise: rnd() < 0.5 ? 'accept' : 'drop' };
+  return { seed, hook: 'forward', rules, otherwise: rnd() < 0.5 ? 'accept' : 'drop' };
+}
+
+/**
+ * Port forwards for an Iface's prerouting chain: each rule sends what it
+ * matches to one of `targets`, a TCP or UDP rule usually to a new port too.
+ */
+export function randomDnatPolicy(seed: number, targets: readonly number[], ruleCount = 8): AclPolicy {
+  const rnd = prng(seed);
+  const rules: AclRule[] = [];
+  while (rules.length < ruleCount) {
+    const conditions = randomConditions(rnd, [null, 'tcp', 'tcp', 'udp', 'udp', 'icmp']);
+    if (!conditions) continue;
+    const ported = (conditions.proto === 'tcp' || conditions.proto === 'udp') && rnd() < 0.7;
+    rules.push({ ...conditions, action: { dnat: pick(rnd, targets), ...(ported ? { port: between(rnd, 1, 65535) } : {}) } });
+  }
+  return { seed, hook: 'prerouting', rules, otherwise: 'accept' };
 }
 
 /** A packet as the model, the appliance and Linux see it; `id` tells arrivals apart. */
@@ -117,19 +150,21 @@ export interface AclPacket {
 
 const inSet = (x: number, members: readonly Interval[]) => members.some(([lo, hi]) => x >= lo && x <= hi);
 
-function matches(rule: AclRule, p: AclPacket): boolean {
+function matches(rule: AclRule, p: AclPacket, hook: AclPolicy['hook']): boolean {
+  // A router decrements the TTL before its forward hook (the appliance as Linux does).
+  const ttl = hook === 'forward' ? p.ttl - 1 : p.ttl;
   if (rule.proto !== null && rule.proto !== p.proto) return false;
   if (rule.saddr && inSet(p.src, rule.saddr.members) === rule.saddr.negated) return false;
-  if (rule.ttlAbove !== undefined && !(p.ttl - 1 > rule.ttlAbove)) return false;
+  if (rule.ttlAbove !== undefined && !(ttl > rule.ttlAbove)) return false;
   if (rule.dport && !inSet(p.dport, rule.dport)) return false;
   if (rule.sportBelow !== undefined && !(p.sport < rule.sportBelow)) return false;
   if (rule.icmpTypes && !rule.icmpTypes.includes(p.icmpType)) return false;
   return true;
 }
 
-/** The policy's verdict: the first rule that matches, else the default. */
-export function decide(policy: AclPolicy, p: AclPacket): 'accept' | 'drop' {
-  for (const rule of policy.rules) if (matches(rule, p)) return rule.verdict;
+/** The policy's action: the first rule's that matches, else the default. */
+export function decide(policy: AclPolicy, p: AclPacket): AclRule['action'] {
+  for (const rule of policy.rules) if (matches(rule, p, policy.hook)) return rule.action;
   return policy.otherwise;
 }
 
@@ -170,7 +205,7 @@ export function randomAclPackets(policy: AclPolicy, count: number, seed: number)
 export function decidedBy(policy: AclPolicy, packets: readonly AclPacket[]): number[] {
   const counts = new Array<number>(policy.rules.length + 1).fill(0);
   for (const p of packets) {
-    const k = policy.rules.findIndex((r) => matches(r, p));
+    const k = policy.rules.findIndex((r) => matches(r, p, policy.hook));
     counts[k === -1 ? policy.rules.length : k]!++;
   }
   return counts;
@@ -215,18 +250,25 @@ function naclCondition(rule: AclRule): string {
   return terms.join(' and ');
 }
 
+const naclAction = (action: AclRule['action']): string =>
+  typeof action === 'string' ? action : `dnat(${dotted(action.dnat)}${action.port === undefined ? '' : `, ${action.port}`})`;
+
 /**
- * The policy as a NaCl Filter::IP, preceded by `preamble` statements (rules
- * outside the model, such as what lets a test's own probes through).
+ * The policy as a NaCl function (Filter::IP for forward, Nat::IP for
+ * prerouting), preceded by `preamble` statements (rules outside the model,
+ * such as what lets a test's own probes through).
  */
-export function naclFilter(policy: AclPolicy, name: string, preamble: readonly string[] = []): string {
-  const lines = [`Filter::IP ${name} {`, ...preamble.map((s) => `  ${s}`)];
+export function naclFunction(policy: AclPolicy, name: string, preamble: readonly string[] = []): string {
+  const type = policy.hook === 'forward' ? 'Filter' : 'Nat';
+  const lines = [`${type}::IP ${name} {`, ...preamble.map((s) => `  ${s}`)];
   for (const rule of policy.rules) {
     const condition = naclCondition(rule);
-    const body = condition === '' ? rule.verdict : `if (${condition}) { ${rule.verdict} }`;
-    lines.push(rule.proto === null ? `  ${body}` : `  Filter::${rule.proto.toUpperCase()} { ${body} }`);
+    const action = naclAction(rule.action);
+    const body = condition === '' ? action : `if (${condition}) { ${action} }`;
+    lines.push(rule.proto === null ? `  ${body}` : `  ${type}::${rule.proto.toUpperCase()} { ${body} }`);
   }
-  lines.push(`  ${policy.otherwise}`, '}');
+  if (policy.hook === 'forward') lines.push(`  ${policy.otherwise}`);
+  lines.push('}');
   return lines.join('\n');
 }
 
@@ -235,43 +277,58 @@ const nftMember = ([lo, hi]: Interval, address: boolean): string => {
   return lo === hi ? text(lo) : `${text(lo)}-${text(hi)}`;
 };
 
-/** The policy as nftables rules for a forward chain, after `preamble` rules. */
-export function nftForwardChain(policy: AclPolicy, preamble: readonly string[] = []): string {
+const nftAction = (action: AclRule['action']): string =>
+  typeof action === 'string' ? action : `dnat to ${dotted(action.dnat)}${action.port === undefined ? '' : `:${action.port}`}`;
+
+/** The policy as nftables rules for a forward or a dstnat chain, after `preamble` rules. */
+export function nftRules(policy: AclPolicy, preamble: readonly string[] = []): string {
   const lines = [...preamble];
   for (const rule of policy.rules) {
     const terms: string[] = [];
     if (rule.proto !== null) terms.push(`ip protocol ${rule.proto}`);
     if (rule.saddr) terms.push(`ip saddr ${rule.saddr.negated ? '!= ' : ''}{ ${rule.saddr.members.map((m) => nftMember(m, true)).join(', ')} }`);
-    // Linux decrements the TTL before its forward hook, as the appliance does before its forward chain.
     if (rule.ttlAbove !== undefined) terms.push(`ip ttl > ${rule.ttlAbove}`);
     if (rule.dport) terms.push(`${rule.proto} dport { ${rule.dport.map((m) => nftMember(m, false)).join(', ')} }`);
     if (rule.sportBelow !== undefined) terms.push(`${rule.proto} sport < ${rule.sportBelow}`);
     if (rule.icmpTypes) terms.push(`icmp type { ${rule.icmpTypes.join(', ')} }`);
-    lines.push([...terms, rule.verdict].join(' '));
+    lines.push([...terms, nftAction(rule.action)].join(' '));
   }
-  lines.push(policy.otherwise);
+  if (policy.hook === 'forward') lines.push(policy.otherwise);
   return lines.join('\n');
 }
 
-/** The hosts on either side of the router the policy guards: A sends, B receives. */
+/** The hosts on either side of the router: A sends, B receives (also on B_EXTRA, targets of port forwards). */
 export const HOST_A = '10.91.1.5';
 export const HOST_B = '10.91.2.5';
+export const HOST_B_EXTRA = ['10.91.2.6', '10.91.2.7'] as const;
 
 /**
- * A router between 10.91.1.0/24 (Iface a_side) and 10.91.2.0/24 (b_side)
- * whose Gateway forwards through the policy, after `preamble` statements.
+ * A router between 10.91.1.0/24 (Iface a_side, 10.91.1.1) and 10.91.2.0/24
+ * (b_side): a forward policy guards its Gateway's forward chain, a
+ * prerouting one is a_side's port forwards. `preamble` statements go first.
  */
 export function routerConfig(policy: AclPolicy, preamble: readonly string[] = []): string {
+  const forward = policy.hook === 'forward';
   return `
-Iface a_side { index: 0, address: 10.91.1.1, netmask: 255.255.255.0 }
+Iface a_side { index: 0, address: 10.91.1.1, netmask: 255.255.255.0${forward ? '' : ', prerouting: policy'} }
 Iface b_side { index: 1, address: 10.91.2.1, netmask: 255.255.255.0 }
 Gateway gw {
-  forward: policy,
-  a_net: { net: 10.91.1.0, netmask: 255.255.255.0, iface: a_side },
+${forward ? '  forward: policy,\n' : ''}  a_net: { net: 10.91.1.0, netmask: 255.255.255.0, iface: a_side },
   b_net: { net: 10.91.2.0, netmask: 255.255.255.0, iface: b_side }
 }
-${naclFilter(policy, 'policy', preamble)}
+${naclFunction(policy, 'policy', preamble)}
 `;
+}
+
+/** The packets without a repeated flow: a NAT decides a flow's first packet, and the model decides each. */
+export function firstOfEachFlow(packets: readonly AclPacket[]): AclPacket[] {
+  const seen = new Set<string>();
+  return packets.filter((p) => {
+    const key = p.proto === 'icmp' ? `icmp ${p.src} ${p.icmpType}` : `${p.proto} ${p.src} ${p.sport} ${p.dport}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** The packet in a test failure message. */

@@ -127,13 +127,86 @@ describe('explicit dnat', () => {
     expect(nat.counters.skipped_reply).toBe(1);
   });
 
-  it('drops a packet whose mapping would collide with another flow', () => {
+  it('keeps a flow apart from another that holds its translated tuple by a new source port, as Linux does', () => {
     const { ct, nat } = setup();
     through(ct, udp(H2, 53, S, 5000)); // H2:53 -> S:5000 is already a key
     const pkt = udp(S, 5000, E, 53);
     const h = through(ct, pkt);
+    expect(nat.dnat(pkt, h, ip(H2), null)).toBe(true);
+    // The injected random source picks the first candidate, 1024.
+    expectSameBytes(pkt, udp(S, 1024, H2, 53));
+    expect(nat.counters.source_ports_remapped).toBe(1);
+    expect(nat.counters.conflicts).toBe(0);
+  });
+
+  it('forwards two flows from one client socket to one server socket, and each reply reaches the client from the address it used', () => {
+    const { ct, nat } = setup();
+    const forward = (publicPort: number) => {
+      const pkt = tcp(S, 40000, E, publicPort, { flags: SYN });
+      const h = ct.track(pkt, T0);
+      expect(nat.dnat(pkt, h, ip(H2), 80)).toBe(true);
+      ct.confirm(h, T0);
+      return { pkt, h };
+    };
+    const first = forward(8080);
+    const second = forward(8081);
+    expectSameBytes(first.pkt, tcp(S, 40000, H2, 80, { flags: SYN }));
+    expectSameBytes(second.pkt, tcp(S, 1024, H2, 80, { flags: SYN }));
+    const reply = (port: number) => {
+      const pkt = tcp(H2, 80, S, port, { flags: SYN_ACK });
+      const h = ct.track(pkt, T0);
+      expect(nat.dnatTranslate(pkt, h)).toBe(true);
+      expect(nat.snatTranslate(pkt, h)).toBe(true);
+      return { pkt, h };
+    };
+    const r1 = reply(40000);
+    const r2 = reply(1024);
+    expect([r1.h, r2.h]).toEqual([first.h, second.h]);
+    expectSameBytes(r1.pkt, tcp(E, 8080, S, 40000, { flags: SYN_ACK }));
+    expectSameBytes(r2.pkt, tcp(E, 8081, S, 40000, { flags: SYN_ACK }));
+  });
+
+  it('gives later packets of a remapped flow the same new source port', () => {
+    const { ct, nat } = setup();
+    through(ct, udp(H2, 53, S, 5000));
+    const h = through(ct, udp(S, 5000, E, 53));
+    nat.dnat(udp(S, 5000, E, 53), h, ip(H2), null);
+    const later = udp(S, 5000, E, 53);
+    expect(ct.track(later, T0)).toBe(h);
+    expect(nat.dnat(later, h, ip(H2), null)).toBe(true);
+    expectSameBytes(later, udp(S, 1024, H2, 53));
+    expect(nat.counters.source_ports_remapped).toBe(1);
+  });
+
+  it('masquerades a remapped flow leaving a masquerading Iface, and brings its replies back', () => {
+    const { ct, nat } = setup();
+    const V = '10.1.0.1'; // the address inside clients reach the outside server by
+    through(ct, udp(S, 53, C, 5000)); // S:53 -> C:5000 is already a key
+    const pkt = udp(C, 5000, V, 53);
+    const h = ct.track(pkt, T0);
+    expect(nat.dnat(pkt, h, ip(S), null)).toBe(true);
+    ct.confirm(h, T0);
+    expect(nat.masquerade(pkt, h, ip(E))).toBe(true);
+    expectSameBytes(pkt, udp(E, 49152, S, 53));
+    const later = udp(C, 5000, V, 53);
+    expect(ct.track(later, T0)).toBe(h);
+    nat.dnat(later, h, ip(S), null);
+    nat.masquerade(later, h, ip(E));
+    expectSameBytes(later, udp(E, 49152, S, 53));
+    const reply = udp(S, 53, E, 49152);
+    expect(ct.track(reply, T0)).toBe(h);
+    nat.demasquerade(reply, h);
+    nat.snatTranslate(reply, h);
+    expectSameBytes(reply, udp(V, 53, C, 5000));
+  });
+
+  it('drops a ping whose mapping would collide with another flow', () => {
+    const { ct, nat } = setup();
+    through(ct, ping(H2, S, 7)); // H2 -> S, identifier 7, is already a key
+    const pkt = ping(S, E, 7, 'echo-request');
+    const h = through(ct, pkt);
     expect(nat.dnat(pkt, h, ip(H2), null)).toBe(false);
-    expectSameBytes(pkt, udp(S, 5000, E, 53));
+    expectSameBytes(pkt, ping(S, E, 7));
     expect(nat.counters.conflicts).toBe(1);
   });
 
