@@ -102,8 +102,7 @@ function step(s: IrStatement, env: Env): Outcome {
       if (env.host.logEnabled) env.host.syslog(env.state, s.severity, text(s.args, env));
       return null;
     case 'nat':
-      env.host.nat(s.action, env.p, env.ct, s.address === null ? -1 : ip.parseIpv4Address(s.address) ?? -1, s.port ?? -1);
-      return { verdict: 1, rule: s.rule };
+      return { verdict: env.host.nat(s.action, env.p, env.ct, s.address === null ? -1 : ip.parseIpv4Address(s.address) ?? -1, s.port ?? -1) === false ? 0 : 1, rule: s.rule };
     case 'if':
       if (evaluate(s.condition, env)) return run(s.then, env);
       return s.else ? run(s.else, env) : null;

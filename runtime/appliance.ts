@@ -194,13 +194,13 @@ export class Appliance {
       log: (_s, text) => this.env.log(text.endsWith('\n') ? text.slice(0, -1) : text),
       syslog: (_s, severity, text) => this.syslog(severity, text),
       nat: (kind, p, ct, address, port) => {
-        if (!this.nat) return;
+        if (!this.nat) return true;
         const before = this.options.tracer ? addresses(p as Packet) : null;
         const a = address < 0 ? null : address;
         const q = port < 0 ? null : port;
-        if (kind === 'dnat') this.nat.dnat(p as Packet, ct, a, q);
-        else this.nat.snat(p as Packet, ct, a, q);
+        const translated = kind === 'dnat' ? this.nat.dnat(p as Packet, ct, a, q) : this.nat.snat(p as Packet, ct, a, q);
         if (before) this.trace({ kind: 'builtin', iface: this.tracedChain.iface, hook: this.tracedChain.hook, step: kind, before, after: addresses(p as Packet) });
+        return translated;
       },
     };
     this.buildPorts();

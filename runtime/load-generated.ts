@@ -28,7 +28,7 @@ export function loadGenerated(source: string, rt: GeneratedRuntime, trace: Trace
         ctState: (ct) => ctState(ct),
         log: (s, text) => { log(s, text); },
         syslog: (s, severity, text) => { syslog(s, severity, text); },
-        nat: (kind, p, ct, address, port) => { nat(kind, p, ct, address, port); },
+        nat: (kind, p, ct, address, port) => nat(kind, p, ct, address, port),
       };
     })`,
     context,

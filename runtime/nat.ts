@@ -164,14 +164,20 @@ export class Nat {
       ? ct.setReplyTuple(handle, addr ?? ct.replySrc(handle), newPort >= 0 ? newPort : ct.replySport(handle), ct.replyDst(handle), ct.replyDport(handle))
       : ct.setReplyTuple(handle, ct.replySrc(handle), ct.replySport(handle), addr ?? ct.replyDst(handle), newPort >= 0 ? newPort : ct.replyDport(handle));
     if (!ok && destination && ports) ok = this.#remapSourcePort(handle, addr ?? ct.replySrc(handle), newPort >= 0 ? newPort : ct.replySport(handle));
+    const identified = ports || (protocol === IpProtocol.Icmp && isIcmpQuery(pkt.bytes[pkt.l4]!));
+    if (!ok && !destination && newPort < 0 && identified) {
+      // `snat(ADDRESS)` onto a tuple another flow holds: a port of the address's table, as masquerade takes (Linux remaps too).
+      ok = this.#bindPort(handle, addr ?? ct.replyDst(handle), !ports) >= 0;
+    }
     if (!ok) {
       this.counters.conflicts++;
       return false;
     }
     const { bytes, l3 } = pkt;
+    // The source side's port is the entry's: the packet's own, or the one a clash gave the flow.
     const rewritten = destination
       ? rewriteDestination(pkt, addr ?? ipv4Dst(bytes, l3), newPort) && this.#applySourceRemap(pkt, handle)
-      : rewriteSource(pkt, addr ?? ipv4Src(bytes, l3), newPort);
+      : rewriteSource(pkt, addr ?? ipv4Src(bytes, l3), identified ? ct.replyDport(handle) : -1);
     if (!rewritten) {
       this.counters.malformed++;
       return false;

@@ -264,7 +264,8 @@ class Generator {
         return [...(mark ? [mark] : []), `${indent}if (logOn) ${this.logCall(s, scope.declared)}`];
       case 'nat': {
         const address = s.address === null ? -1 : ipNumber(s.address);
-        return [...(mark ? [mark] : []), `${indent}rt.nat(${JSON.stringify(s.action)}, p, ct, ${address}, ${s.port ?? -1}); s.rule = ${k}; return 1;`];
+        // A runtime whose nat() returns nothing (a benchmark's) accepts; only an explicit false drops.
+        return [...(mark ? [mark] : []), `${indent}s.rule = ${k}; return rt.nat(${JSON.stringify(s.action)}, p, ct, ${address}, ${s.port ?? -1}) === false ? 0 : 1;`];
       }
       case 'if': {
         const cond = this.condition(s.condition);

@@ -46,8 +46,13 @@ export interface GeneratedRuntime {
   log(state: FunctionState, text: string): void;
   /** `syslog(SEVERITY, ...)`. */
   syslog(state: FunctionState, severity: number, text: string): void;
-  /** `dnat`/`snat`: rewrite the packet and the conntrack entry; address as a number or -1, port or -1. */
-  nat(kind: 'dnat' | 'snat', packet: PacketView, ct: number, address: number, port: number): void;
+  /**
+   * `dnat`/`snat`: rewrite the packet and the conntrack entry; address as a
+   * number or -1, port or -1. False when the translation is impossible (no
+   * free tuple, a packet too short to rewrite): the packet is dropped rather
+   * than passed on untranslated.
+   */
+  nat(kind: 'dnat' | 'snat', packet: PacketView, ct: number, address: number, port: number): boolean;
 }
 
 /** Observes a traced run (`nacl trace`): only the trace variant of the code calls it. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildDatagram } from '../../runtime/packet-spec.ts';
-import { formatIpv4Address, parseIpv4Address } from '../../runtime/wire/ipv4.ts';
+import { fillIpv4Checksum, formatIpv4Address, parseIpv4Address } from '../../runtime/wire/ipv4.ts';
 import {
   decide,
   decidedBy,
@@ -18,8 +18,8 @@ import {
   randomAclPackets,
   randomDnatPolicy,
   randomPolicy,
+  randomSnatPolicy,
   routerConfig,
-  SOURCES,
   type AclPacket,
   type AclPolicy,
 } from '../helpers/acl-model.ts';
@@ -34,19 +34,26 @@ import { shOutput, Topology, waitFor } from './topology.ts';
  * by the appliance and by a Linux router holding the same policy as
  * nftables rules. A forward policy is a Gateway's forward Filter (nftables:
  * a forward chain); a prerouting policy is port forwards, a Nat function of
- * dnat rules on the sending side's Iface (nftables: a dstnat chain). The
- * same datagrams (spoofed sources in 10.100.0.0/16, each with an IP id of
- * its own) cross each router, and what reaches the far host - which ids,
- * to which address and port, with valid checksums - must be exactly what
- * a first-match model of the policy says, for the appliance and for Linux
- * alike (so the model and its nftables rendering are checked too).
+ * dnat rules on the sending side's Iface (nftables: a dstnat chain); a
+ * postrouting policy is source translations, snat rules on the far side's
+ * Iface (a srcnat chain). The same datagrams (spoofed sources in
+ * 10.100.0.0/16, each with an IP id of its own, marked with DSCP CS1) cross
+ * each router, and what reaches the far host - which ids, from and to which
+ * address and port, with valid checksums - must be exactly what a
+ * first-match model of the policy says, for the appliance and for Linux
+ * alike (so the model and its nftables rendering are checked too). Where a
+ * translation would give two flows one tuple, both routers pick some other
+ * source port: the model accepts any, and the tuples that arrive must be
+ * distinct.
  */
 
 const PACKETS = 250;
 const A = HOST_A;
 const B = HOST_B;
 const ROUTER_A_SIDE = '10.91.1.1';
-/** The sender's last datagram: from its real address, accepted by the preamble; it ends the capture. */
+/** Source addresses of the source translations: the router's own on B's side, another on that link, one beyond it. */
+const SNAT_ADDRESSES = ['10.91.2.1', '10.91.2.200', '10.91.3.7'];
+/** The sender's last datagram: unmarked UDP from its real address, which no policy drops or translates; it ends the capture. */
 const END_ID = 65000;
 
 /** What lets the test's own probes through a forward policy, outside the model: replies, and anything from A's real address. */
@@ -59,29 +66,32 @@ function nftRuleset(policy: AclPolicy): string {
       .split('\n')
       .map((l) => `    ${l}`)
       .join('\n');
-  const chain =
-    policy.hook === 'forward'
-      ? `  chain forward {\n    type filter hook forward priority filter; policy accept;\n${rules(NFT_PREAMBLE)}\n  }`
-      : `  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n${rules([])}\n  }`;
+  const chain = {
+    forward: `  chain forward {\n    type filter hook forward priority filter; policy accept;\n${rules(NFT_PREAMBLE)}\n  }`,
+    prerouting: `  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n${rules([])}\n  }`,
+    postrouting: `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n${rules([])}\n  }`,
+  }[policy.hook];
   return `table ip nacl_differential {\n${chain}\n}\n`;
 }
 
-/** On the far host: the spoofed sources are captured, then dropped before the host could answer them. */
+/** The DSCP the test's datagrams carry (CS1, TOS byte 0x20): the far host captures them, and drops them before it could answer. */
+const MARK_TOS = 0x20;
 const FAR_HOST_RULES = `
 table ip far_host {
   chain input {
     type filter hook input priority filter;
-    ip saddr ${SOURCES.net} drop
+    ip dscp cs1 drop
   }
 }
 `;
 
 /*
  * The capture: an AF_PACKET socket sees frames before the host's own
- * netfilter drops them. For each datagram from SOURCES it prints
- * "id/destination/port/checksums" in arrival order, and it stops at the
- * sender's END_ID datagram: the path is first in, first out, so everything
- * sent before it has arrived or been dropped by then.
+ * netfilter drops them. For each marked datagram it prints
+ * "id/source/port/destination/port/checksums" in arrival order (an ICMP
+ * query's identifier as both ports), and it stops at the sender's END_ID
+ * datagram: the path is first in, first out, so everything sent before it
+ * has arrived or been dropped by then.
  */
 const RECEIVER = `
 import socket, sys
@@ -114,11 +124,11 @@ try:
         f = s.recv(4096)
         ip = f[14:14 + (f[16] << 8 | f[17])]
         pid = ip[4] << 8 | ip[5]
-        if ip[12] == 10 and ip[13] == 100:
-            ihl = (ip[0] & 15) * 4
-            port = (ip[ihl + 2] << 8 | ip[ihl + 3]) if ip[9] in (6, 17) else 0
-            seen.append("%d/%s/%d/%s" % (pid, socket.inet_ntoa(ip[16:20]), port, "ok" if checksums_ok(ip) else "bad"))
-        elif socket.inet_ntoa(ip[12:16]) == "${A}" and pid == ${END_ID}:
+        if ip[1] == ${MARK_TOS}:
+            l4 = ip[(ip[0] & 15) * 4:]
+            sport, dport = (l4[0] << 8 | l4[1], l4[2] << 8 | l4[3]) if ip[9] in (6, 17) else (l4[4] << 8 | l4[5],) * 2
+            seen.append("%d/%s/%d/%s/%d/%s" % (pid, socket.inet_ntoa(ip[12:16]), sport, socket.inet_ntoa(ip[16:20]), dport, "ok" if checksums_ok(ip) else "bad"))
+        elif ip[9] == 17 and pid == ${END_ID}:
             print("end", " ".join(seen))
             break
 except socket.timeout:
@@ -140,19 +150,46 @@ for line in open(hexes):
     time.sleep(0.001)
 `;
 
-/** Where a packet reached the far host: "destination/port", ICMP with port 0. */
+/** How each packet reached the far host: "source/port/destination/port" (a port of * when any will do). */
 type Arrivals = Map<number, string>;
 
-/** What the model says reaches the far host: a forward policy passes packets to B, a prerouting one forwards them. */
+/** The identifier buildDatagram gives an ICMP query, its "ports". */
+const ICMP_IDENTIFIER = 1;
+
+/**
+ * What the model says reaches the far host: a forward policy passes packets
+ * to B, a prerouting one forwards them to its targets, a postrouting one
+ * translates their sources. A translated flow that would take a tuple an
+ * earlier flow holds gets some other source port (or identifier).
+ */
 function expectedArrivals(policy: AclPolicy, packets: readonly AclPacket[]): Arrivals {
   const out: Arrivals = new Map();
+  const taken = new Set<string>();
   for (const p of packets) {
     const action = decide(policy, p);
-    const port = p.proto === 'icmp' ? 0 : p.dport;
-    if (action === 'accept' && policy.hook === 'forward') out.set(p.id, `${B}/${port}`);
-    else if (typeof action === 'object') out.set(p.id, `${formatIpv4Address(action.dnat)}/${p.proto === 'icmp' ? 0 : (action.port ?? port)}`);
+    const icmp = p.proto === 'icmp';
+    let [src, sport, dst, dport] = [formatIpv4Address(p.src), icmp ? ICMP_IDENTIFIER : p.sport, B, icmp ? ICMP_IDENTIFIER : p.dport];
+    if (policy.hook === 'forward' && action !== 'accept') continue;
+    if (policy.hook === 'prerouting') {
+      if (typeof action !== 'object' || !('dnat' in action)) continue; // stays with the router it was sent to
+      dst = formatIpv4Address(action.dnat);
+      if (!icmp) dport = action.port ?? dport;
+    }
+    const translated = typeof action === 'object';
+    if (typeof action === 'object' && 'snat' in action) src = formatIpv4Address(action.snat);
+    const tuple = `${p.proto} ${src} ${sport} ${dst} ${dport}`;
+    // An ICMP query's identifier stands for both its ports.
+    out.set(p.id, translated && taken.has(tuple) ? `${src}/*/${dst}/${icmp ? '*' : dport}` : `${src}/${sport}/${dst}/${dport}`);
+    taken.add(tuple);
   }
   return out;
+}
+
+/** Whether an arrival is what was expected: equal, or any port where the expectation says *. */
+function fits(expected: string | undefined, arrived: string | undefined): boolean {
+  if (expected === undefined || arrived === undefined) return expected === arrived;
+  const [e, a] = [expected.split('/'), arrived.split('/')];
+  return e.every((part, i) => part === '*' || part === a[i]);
 }
 
 describeRealNetwork('forward filters and port forwards against Linux nftables, on the same real packets', () => {
@@ -177,7 +214,13 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
     const ready = join(dir, `${label}.ready`);
     rmSync(ready, { force: true });
     const end = packetSpec({ proto: 'udp', src: parseIpv4Address(A)!, sport: 40000, dport: 9, ttl: 64, icmpType: 0, id: END_ID }, parseIpv4Address(B)!);
-    const datagrams = [...packets.map((p) => packetSpec(p, parseIpv4Address(dst)!)), end].map(buildDatagram);
+    const marked = packets.map((p) => {
+      const d = buildDatagram(packetSpec(p, parseIpv4Address(dst)!));
+      d[1] = MARK_TOS;
+      fillIpv4Checksum(d, 0);
+      return d;
+    });
+    const datagrams = [...marked, buildDatagram(end)];
     writeFileSync(hexes, datagrams.map((d) => Buffer.from(d).toString('hex')).join('\n') + '\n');
     const capture = spawn('ip', ['netns', 'exec', receiver.name, 'python3', join(dir, 'receiver.py'), dev, ready], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -190,18 +233,21 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
     expect(out, `${label}: the capture did not see the end marker`).toMatch(/^end/);
     const arrivals: Arrivals = new Map();
     for (const token of out.trim().split(/\s+/).slice(1)) {
-      const [id, address, port, checksums] = token.split('/');
+      const [id, src, sport, dst, dport, checksums] = token.split('/');
       expect(checksums, `${label}: packet #${id} arrived with a bad checksum`).toBe('ok');
       expect(arrivals.has(Number(id)), `${label}: packet #${id} arrived twice`).toBe(false);
-      arrivals.set(Number(id), `${address}/${port}`);
+      arrivals.set(Number(id), `${src}/${sport}/${dst}/${dport}`);
     }
+    // Two TCP or UDP flows never arrive as one (ICMP types are told apart by more than this tuple).
+    const tuples = packets.filter((p) => p.proto !== 'icmp' && arrivals.has(p.id)).map((p) => `${p.proto} ${arrivals.get(p.id)}`);
+    expect(new Set(tuples).size, `${label}: two flows arrived with one tuple`).toBe(tuples.length);
     return arrivals;
   }
 
   /** Packets whose fate differs from the model's, for the failure message. */
   function disagreements(expected: Arrivals, packets: readonly AclPacket[], arrived: Arrivals): string[] {
     return packets
-      .filter((p) => expected.get(p.id) !== arrived.get(p.id))
+      .filter((p) => !fits(expected.get(p.id), arrived.get(p.id)))
       .map((p) => `${describePacket(p)}: expected ${expected.get(p.id) ?? 'nothing'} at the far host, got ${arrived.get(p.id) ?? 'nothing'}`);
   }
 
@@ -247,9 +293,10 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
 
   async function compare(policy: AclPolicy, packets: readonly AclPacket[], dst: string): Promise<void> {
     const expected = expectedArrivals(policy, packets);
-    // A policy that passes everything or nothing, or where a few rules decide everything, would prove little.
-    expect(expected.size).toBeGreaterThan(packets.length / 10);
-    expect(expected.size).toBeLessThan(packets.length - packets.length / 10);
+    // A policy that passes (or translates) everything or nothing, or where a few rules decide everything, would prove little.
+    const decided = policy.hook === 'forward' ? expected.size : packets.filter((p) => typeof decide(policy, p) === 'object').length;
+    expect(decided).toBeGreaterThan(packets.length / 10);
+    expect(decided).toBeLessThan(packets.length - packets.length / 10);
     expect(decidedBy(policy, packets).filter((n) => n > 0).length).toBeGreaterThanOrEqual(policy.rules.length / 2);
 
     const reference = linuxRouter(nftRuleset(policy));
@@ -285,6 +332,14 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
       const policy = randomDnatPolicy(seed, [B, ...HOST_B_EXTRA].map((t) => parseIpv4Address(t)!));
       // Addressed to the router itself: what no rule forwards stays there.
       await compare(policy, firstOfEachFlow(randomAclPackets(policy, PACKETS, seed * 7 + 1)), ROUTER_A_SIDE);
+    }, 60_000);
+  }
+
+  for (const seed of [101, 202, 303]) {
+    it(`source translations ${seed}: the appliance and Linux give exactly the packets the rules match their new source, and keep flows apart`, async () => {
+      if (!haveNft) return;
+      const policy = randomSnatPolicy(seed, SNAT_ADDRESSES.map((a) => parseIpv4Address(a)!));
+      await compare(policy, firstOfEachFlow(randomAclPackets(policy, PACKETS, seed * 7 + 1)), B);
     }, 60_000);
   }
 });

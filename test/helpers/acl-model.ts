@@ -24,6 +24,11 @@ export interface Dnat {
   readonly port?: number;
 }
 
+/** A source translation to an address; the port is kept unless another flow holds the tuple. */
+export interface Snat {
+  readonly snat: number;
+}
+
 export interface AclRule {
   /** Only packets of this protocol (a nested TCP/UDP/ICMP function); null: any. */
   readonly proto: Proto | null;
@@ -36,13 +41,17 @@ export interface AclRule {
   readonly ttlAbove?: number;
   /** ICMP rules only. */
   readonly icmpTypes?: readonly number[];
-  readonly action: 'accept' | 'drop' | Dnat;
+  readonly action: 'accept' | 'drop' | Dnat | Snat;
 }
 
 export interface AclPolicy {
   readonly seed: number;
-  /** forward: a Filter on the Gateway's forward chain; prerouting: a Nat function of dnat rules. */
-  readonly hook: 'forward' | 'prerouting';
+  /**
+   * forward: a Filter on the Gateway's forward chain; prerouting: a Nat
+   * function of dnat rules on the receiving Iface; postrouting: one of snat
+   * rules on the sending Iface.
+   */
+  readonly hook: 'forward' | 'prerouting' | 'postrouting';
   readonly rules: readonly AclRule[];
   /** After the last rule; a Nat function falls off its end: accept, unchanged. */
   readonly otherwise: 'accept' | 'drop';
@@ -93,11 +102,16 @@ function portMembers(rnd: () => number): Interval[] {
     .sort((a, b) => a[0] - b[0]);
 }
 
-/** The conditions of a random rule; the caller picks its action. */
-function randomConditions(rnd: () => number, protos: readonly (Proto | null)[]): Omit<AclRule, 'action'> | undefined {
+/**
+ * The conditions of a random rule; the caller picks its action. A `sourced`
+ * rule always tests for sources in SOURCES, so it never matches the test's
+ * own traffic from real addresses (a Nat function has no `accept` to let
+ * that pass first).
+ */
+function randomConditions(rnd: () => number, protos: readonly (Proto | null)[], sourced = false): Omit<AclRule, 'action'> | undefined {
   const proto = pick(rnd, protos);
   const rule: { -readonly [K in keyof AclRule]?: AclRule[K] } = { proto };
-  if (rnd() < 0.7) rule.saddr = { negated: rnd() < 0.2, members: addressMembers(rnd) };
+  if (sourced || rnd() < 0.7) rule.saddr = { negated: !sourced && rnd() < 0.2, members: addressMembers(rnd) };
   if (rnd() < 0.25) rule.ttlAbove = between(rnd, 20, 120);
   if (proto === 'tcp' || proto === 'udp') {
     if (rnd() < 0.7) rule.dport = portMembers(rnd);
@@ -128,12 +142,23 @@ export function randomDnatPolicy(seed: number, targets: readonly number[], ruleC
   const rnd = prng(seed);
   const rules: AclRule[] = [];
   while (rules.length < ruleCount) {
-    const conditions = randomConditions(rnd, [null, 'tcp', 'tcp', 'udp', 'udp', 'icmp']);
+    const conditions = randomConditions(rnd, [null, 'tcp', 'tcp', 'udp', 'udp', 'icmp'], true);
     if (!conditions) continue;
     const ported = (conditions.proto === 'tcp' || conditions.proto === 'udp') && rnd() < 0.7;
     rules.push({ ...conditions, action: { dnat: pick(rnd, targets), ...(ported ? { port: between(rnd, 1, 65535) } : {}) } });
   }
   return { seed, hook: 'prerouting', rules, otherwise: 'accept' };
+}
+
+/** Source translations for an Iface's postrouting chain: each rule gives what it matches one of `addresses`. */
+export function randomSnatPolicy(seed: number, addresses: readonly number[], ruleCount = 8): AclPolicy {
+  const rnd = prng(seed);
+  const rules: AclRule[] = [];
+  while (rules.length < ruleCount) {
+    const conditions = randomConditions(rnd, [null, 'tcp', 'tcp', 'udp', 'udp', 'icmp'], true);
+    if (conditions) rules.push({ ...conditions, action: { snat: pick(rnd, addresses) } });
+  }
+  return { seed, hook: 'postrouting', rules, otherwise: 'accept' };
 }
 
 /** A packet as the model, the appliance and Linux see it; `id` tells arrivals apart. */
@@ -151,8 +176,8 @@ export interface AclPacket {
 const inSet = (x: number, members: readonly Interval[]) => members.some(([lo, hi]) => x >= lo && x <= hi);
 
 function matches(rule: AclRule, p: AclPacket, hook: AclPolicy['hook']): boolean {
-  // A router decrements the TTL before its forward hook (the appliance as Linux does).
-  const ttl = hook === 'forward' ? p.ttl - 1 : p.ttl;
+  // A router decrements the TTL before its forward hook (the appliance as Linux does), so postrouting sees it too.
+  const ttl = hook === 'prerouting' ? p.ttl : p.ttl - 1;
   if (rule.proto !== null && rule.proto !== p.proto) return false;
   if (rule.saddr && inSet(p.src, rule.saddr.members) === rule.saddr.negated) return false;
   if (rule.ttlAbove !== undefined && !(ttl > rule.ttlAbove)) return false;
@@ -251,7 +276,11 @@ function naclCondition(rule: AclRule): string {
 }
 
 const naclAction = (action: AclRule['action']): string =>
-  typeof action === 'string' ? action : `dnat(${dotted(action.dnat)}${action.port === undefined ? '' : `, ${action.port}`})`;
+  typeof action === 'string'
+    ? action
+    : 'snat' in action
+      ? `snat(${dotted(action.snat)})`
+      : `dnat(${dotted(action.dnat)}${action.port === undefined ? '' : `, ${action.port}`})`;
 
 /**
  * The policy as a NaCl function (Filter::IP for forward, Nat::IP for
@@ -278,7 +307,11 @@ const nftMember = ([lo, hi]: Interval, address: boolean): string => {
 };
 
 const nftAction = (action: AclRule['action']): string =>
-  typeof action === 'string' ? action : `dnat to ${dotted(action.dnat)}${action.port === undefined ? '' : `:${action.port}`}`;
+  typeof action === 'string'
+    ? action
+    : 'snat' in action
+      ? `snat to ${dotted(action.snat)}`
+      : `dnat to ${dotted(action.dnat)}${action.port === undefined ? '' : `:${action.port}`}`;
 
 /** The policy as nftables rules for a forward or a dstnat chain, after `preamble` rules. */
 export function nftRules(policy: AclPolicy, preamble: readonly string[] = []): string {
@@ -304,27 +337,33 @@ export const HOST_B_EXTRA = ['10.91.2.6', '10.91.2.7'] as const;
 
 /**
  * A router between 10.91.1.0/24 (Iface a_side, 10.91.1.1) and 10.91.2.0/24
- * (b_side): a forward policy guards its Gateway's forward chain, a
- * prerouting one is a_side's port forwards. `preamble` statements go first.
+ * (b_side, 10.91.2.1): a forward policy guards its Gateway's forward
+ * chain, a prerouting one is a_side's port forwards, a postrouting one
+ * b_side's source translations. `preamble` statements go first.
  */
 export function routerConfig(policy: AclPolicy, preamble: readonly string[] = []): string {
-  const forward = policy.hook === 'forward';
+  const attach = (hook: AclPolicy['hook']) => (policy.hook === hook ? `, ${hook}: policy` : '');
   return `
-Iface a_side { index: 0, address: 10.91.1.1, netmask: 255.255.255.0${forward ? '' : ', prerouting: policy'} }
-Iface b_side { index: 1, address: 10.91.2.1, netmask: 255.255.255.0 }
+Iface a_side { index: 0, address: 10.91.1.1, netmask: 255.255.255.0${attach('prerouting')} }
+Iface b_side { index: 1, address: 10.91.2.1, netmask: 255.255.255.0${attach('postrouting')} }
 Gateway gw {
-${forward ? '  forward: policy,\n' : ''}  a_net: { net: 10.91.1.0, netmask: 255.255.255.0, iface: a_side },
+${policy.hook === 'forward' ? '  forward: policy,\n' : ''}  a_net: { net: 10.91.1.0, netmask: 255.255.255.0, iface: a_side },
   b_net: { net: 10.91.2.0, netmask: 255.255.255.0, iface: b_side }
 }
 ${naclFunction(policy, 'policy', preamble)}
 `;
 }
 
-/** The packets without a repeated flow: a NAT decides a flow's first packet, and the model decides each. */
+/**
+ * The packets without a repeated flow: a NAT decides a flow's first packet,
+ * and the model decides each. ICMP queries of both types from one source
+ * count as one flow (they share the identifier; trackers differ on whether
+ * the type is part of the flow).
+ */
 export function firstOfEachFlow(packets: readonly AclPacket[]): AclPacket[] {
   const seen = new Set<string>();
   return packets.filter((p) => {
-    const key = p.proto === 'icmp' ? `icmp ${p.src} ${p.icmpType}` : `${p.proto} ${p.src} ${p.sport} ${p.dport}`;
+    const key = p.proto === 'icmp' ? `icmp ${p.src}` : `${p.proto} ${p.src} ${p.sport} ${p.dport}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;

@@ -20,8 +20,11 @@ export class RecordingRuntime implements GeneratedRuntime {
   syslog(_s: unknown, severity: number, text: string): void {
     this.events.push(`syslog ${severity} ${JSON.stringify(text)}`);
   }
-  nat(kind: string, _p: PacketView, _ct: number, address: number, port: number): void {
+  /** What nat() answers: false stands for a translation the NAT engine refused. */
+  natResult = true;
+  nat(kind: string, _p: PacketView, _ct: number, address: number, port: number): boolean {
     this.events.push(`${kind} ${address} ${port}`);
+    return this.natResult;
   }
 }
 
@@ -49,6 +52,7 @@ export function sameOutcome(ir: Ir, p: Pair, packet: RandomPacket): void {
     p.genRt.events = [];
     p.intRt.events = [];
     p.genRt.ct = p.intRt.ct = packet.ctState;
+    p.genRt.natResult = p.intRt.natResult = packet.natResult;
     const gs = { rule: 99, step: 0 };
     const is = { rule: 99, step: 0 };
     const gv = p.generated.functions[f.name]!(view, gs, 0);
@@ -63,6 +67,7 @@ export function sameOutcome(ir: Ir, p: Pair, packet: RandomPacket): void {
   for (let k = 0; k < p.generated.segments.length; k++) {
     p.genRt.events = [];
     p.intRt.events = [];
+    p.genRt.natResult = p.intRt.natResult = packet.natResult;
     const gs = { rule: 99, step: 0 };
     const is = { rule: 99, step: 0 };
     const gHits = hitsByRule(p.generated);

@@ -16,6 +16,8 @@ export function interestingValues(ir: Ir): number[] {
 export interface RandomPacket {
   bytes: Uint8Array;
   ctState: number;
+  /** What the NAT engine answers a dnat/snat on this packet: false, it refused the translation. */
+  natResult: boolean;
 }
 
 /**
@@ -36,8 +38,9 @@ export function packets(values: number[]): fc.Arbitrary<RandomPacket> {
       c: v32,
       ttl: v32,
       ctState: fc.constantFrom(1, 2, 3),
+      natResult: fc.boolean(),
     })
-    .map(({ raw, protocol, saddr, daddr, a, b, c, ttl, ctState }) => {
+    .map(({ raw, protocol, saddr, daddr, a, b, c, ttl, ctState, natResult }) => {
       const bytes = Uint8Array.from(raw);
       bytes[0] = 0x45;
       bytes[8] = ttl & 255;
@@ -49,6 +52,6 @@ export function packets(values: number[]): fc.Arbitrary<RandomPacket> {
       writeU16(bytes, 22, b);
       if (protocol === 1) bytes[20] = a & 255;
       if (protocol === 6) bytes[33] = c & 255;
-      return { bytes, ctState };
+      return { bytes, ctState, natResult };
     });
 }

@@ -262,6 +262,59 @@ describe('explicit snat', () => {
     expect(udpChecksum(pkt.bytes, pkt.l4)).toBe(0xffff);
     expect(checksumsValid(pkt)).toBe(true);
   });
+
+  /** Two inside hosts' flows from the same port to one server, each given source E by snat(E). */
+  function snatBoth(build: (host: string) => Packet): { first: Packet; second: Packet; h: number; nat: Nat; ct: Conntrack } {
+    const { ct, nat } = setup();
+    const first = build(C);
+    expect(nat.snat(first, through(ct, first), ip(E), null)).toBe(true);
+    const second = build(C2);
+    const h = through(ct, second);
+    expect(nat.snat(second, h, ip(E), null)).toBe(true);
+    return { first, second, h, nat, ct };
+  }
+
+  it('gives a flow whose translated tuple another flow holds a port of the address, and its replies back, as Linux remaps', () => {
+    const { first, second, h, nat, ct } = snatBoth((host) => udp(host, 5000, S, 53));
+    expectSameBytes(first, udp(E, 5000, S, 53));
+    // The injected random source starts the address's port table at 49152.
+    expectSameBytes(second, udp(E, 49152, S, 53));
+    const later = udp(C2, 5000, S, 53);
+    expect(ct.track(later, T0)).toBe(h);
+    nat.snat(later, h, ip(E), null);
+    expectSameBytes(later, udp(E, 49152, S, 53));
+    const reply = udp(S, 53, E, 49152);
+    expect(ct.track(reply, T0)).toBe(h);
+    expect(nat.dnatTranslate(reply, h)).toBe(true);
+    expectSameBytes(reply, udp(S, 53, C2, 5000));
+    expect(nat.counters.conflicts).toBe(0);
+  });
+
+  it('gives a ping whose translated tuple another flow holds a fresh identifier, and its reply its own back', () => {
+    const { first, second, h, nat, ct } = snatBoth((host) => ping(host, S, 9));
+    expectSameBytes(first, ping(E, S, 9));
+    expectSameBytes(second, ping(E, S, 49152));
+    const reply = ping(S, E, 49152, 'echo-reply');
+    expect(ct.track(reply, T0)).toBe(h);
+    nat.dnatTranslate(reply, h);
+    expectSameBytes(reply, ping(S, C2, 9, 'echo-reply'));
+  });
+
+  it('frees the remapped port when the flow ends', () => {
+    const { nat, ct, h } = snatBoth((host) => udp(host, 5000, S, 53));
+    ct.remove(h);
+    expect(nat.counters.ports_released).toBe(1);
+  });
+
+  it('drops a flow whose snat(address, port) tuple another flow holds: there is no other port to give', () => {
+    const { ct, nat } = setup();
+    const first = udp(C, 5000, S, 53);
+    nat.snat(first, through(ct, first), ip(E), 7000);
+    const second = udp(C2, 5001, S, 53);
+    expect(nat.snat(second, through(ct, second), ip(E), 7000)).toBe(false);
+    expectSameBytes(second, udp(C2, 5001, S, 53));
+    expect(nat.counters.conflicts).toBe(1);
+  });
 });
 
 describe('reverse translation', () => {

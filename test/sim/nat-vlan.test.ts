@@ -51,6 +51,28 @@ describe('NAT on a simulated network', () => {
     expect(server.received).toHaveLength(1);
     expect(sim.appliance.statistics()['nat.dnat']).toBe(1);
   });
+
+  it('drops a packet whose source translation is impossible rather than send it out with its inside address', () => {
+    // One public socket for every inside host: a second flow to the same server cannot have it.
+    const sim = new Sim(`
+Iface wan { index: 0, address: 198.51.100.10, netmask: 255.255.255.0, postrouting: one_socket }
+Iface lan { index: 1, address: 10.1.0.1, netmask: 255.255.255.0 }
+Gateway gw {
+  inside: { net: 10.1.0.0, netmask: 255.255.255.0, iface: lan },
+  outside: { net: 198.51.100.0, netmask: 255.255.255.0, iface: wan }
+}
+Nat::UDP one_socket { snat(198.51.100.10, 7000) }
+`);
+    const outside = sim.host('outside', 0, '198.51.100.7', 24);
+    const first = sim.host('first', 1, '10.1.0.20', 24, '10.1.0.1');
+    const second = sim.host('second', 1, '10.1.0.21', 24, '10.1.0.1');
+    first.udp('198.51.100.7', 53, 'query', 33333);
+    sim.settle();
+    second.udp('198.51.100.7', 53, 'query', 33334);
+    sim.settle();
+    expect(outside.received.map((r) => [r.src, r.sport])).toEqual([['198.51.100.10', 7000]]);
+    expect(sim.appliance.statistics()['nat.conflicts']).toBe(1);
+  });
 });
 
 const VLANS = `
