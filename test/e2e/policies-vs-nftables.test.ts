@@ -36,7 +36,8 @@ import { shOutput, Topology, waitFor } from './topology.ts';
  * a forward chain); a prerouting policy is port forwards, a Nat function of
  * dnat rules on the sending side's Iface (nftables: a dstnat chain); a
  * postrouting policy is source translations, snat rules on the far side's
- * Iface (a srcnat chain). The same datagrams (spoofed sources in
+ * Iface (a srcnat chain); a forward policy may also masquerade on the far
+ * side (nftables: masquerade). The same datagrams (spoofed sources in
  * 10.100.0.0/16, each with an IP id of its own, marked with DSCP CS1) cross
  * each router, and what reaches the far host - which ids, from and to which
  * address and port, with valid checksums - must be exactly what a
@@ -51,6 +52,7 @@ const PACKETS = 250;
 const A = HOST_A;
 const B = HOST_B;
 const ROUTER_A_SIDE = '10.91.1.1';
+const ROUTER_B_SIDE = '10.91.2.1';
 /** Source addresses of the source translations: the router's own on B's side, another on that link, one beyond it. */
 const SNAT_ADDRESSES = ['10.91.2.1', '10.91.2.200', '10.91.3.7'];
 /** The sender's last datagram: unmarked UDP from its real address, which no policy drops or translates; it ends the capture. */
@@ -71,7 +73,8 @@ function nftRuleset(policy: AclPolicy): string {
     prerouting: `  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n${rules([])}\n  }`,
     postrouting: `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n${rules([])}\n  }`,
   }[policy.hook];
-  return `table ip nacl_differential {\n${chain}\n}\n`;
+  const masquerade = policy.masquerade ? `  chain hide_sources {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "b_side" masquerade\n  }\n` : '';
+  return `table ip nacl_differential {\n${chain}\n${masquerade}}\n`;
 }
 
 /** The DSCP the test's datagrams carry (CS1, TOS byte 0x20): the far host captures them, and drops them before it could answer. */
@@ -174,6 +177,11 @@ function expectedArrivals(policy: AclPolicy, packets: readonly AclPacket[]): Arr
       if (typeof action !== 'object' || !('dnat' in action)) continue; // stays with the router it was sent to
       dst = formatIpv4Address(action.dnat);
       if (!icmp) dport = action.port ?? dport;
+    }
+    if (policy.masquerade) {
+      // Masquerade's port is the router's choice: Linux keeps the client's while it can, the appliance takes one from 49152 up.
+      out.set(p.id, `${ROUTER_B_SIDE}/*/${dst}/${icmp ? '*' : dport}`);
+      continue;
     }
     const translated = typeof action === 'object';
     if (typeof action === 'object' && 'snat' in action) src = formatIpv4Address(action.snat);
@@ -323,6 +331,14 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
       if (!haveNft) return;
       const policy = randomPolicy(seed);
       await compare(policy, randomAclPackets(policy, PACKETS, seed * 7 + 1), B);
+    }, 60_000);
+  }
+
+  for (const seed of [11, 33]) {
+    it(`forward policy ${seed} with masquerade: each router passes the packets the policy accepts, all from its own address, as distinct flows`, async () => {
+      if (!haveNft) return;
+      const policy = { ...randomPolicy(seed), masquerade: true };
+      await compare(policy, firstOfEachFlow(randomAclPackets(policy, PACKETS, seed * 7 + 1)), B);
     }, 60_000);
   }
 

@@ -55,6 +55,8 @@ export interface AclPolicy {
   readonly rules: readonly AclRule[];
   /** After the last rule; a Nat function falls off its end: accept, unchanged. */
   readonly otherwise: 'accept' | 'drop';
+  /** The far side's Iface masquerades: everything leaving it gets its address (and a port of the router's choice). */
+  readonly masquerade?: boolean;
 }
 
 /** Sources of the random packets: 10.100.0.0/20, sixteen /24 "slots". */
@@ -345,7 +347,7 @@ export function routerConfig(policy: AclPolicy, preamble: readonly string[] = []
   const attach = (hook: AclPolicy['hook']) => (policy.hook === hook ? `, ${hook}: policy` : '');
   return `
 Iface a_side { index: 0, address: 10.91.1.1, netmask: 255.255.255.0${attach('prerouting')} }
-Iface b_side { index: 1, address: 10.91.2.1, netmask: 255.255.255.0${attach('postrouting')} }
+Iface b_side { index: 1, address: 10.91.2.1, netmask: 255.255.255.0${attach('postrouting')}${policy.masquerade ? ', masquerade: true' : ''} }
 Gateway gw {
 ${policy.hook === 'forward' ? '  forward: policy,\n' : ''}  a_net: { net: 10.91.1.0, netmask: 255.255.255.0, iface: a_side },
   b_net: { net: 10.91.2.0, netmask: 255.255.255.0, iface: b_side }
