@@ -9,8 +9,10 @@
  *   let any host on the link poison the cache.
  * - Lifetime: 300 s since an ARP packet from that host was last seen (use
  *   does not refresh it). An expired entry is never returned.
- * - Unresolved next hop: packets wait in a per-IP queue bounded at 3, the
- *   oldest dropped first (Linux `unres_qlen`); upstream's queue had no bound.
+ * - Unresolved next hop: packets wait in a per-IP queue bounded at 101, the
+ *   oldest dropped first (Linux's default `unres_qlen`: a burst of new flows
+ *   to a next hop not yet resolved is delivered, as through Linux);
+ *   upstream's queue had no bound.
  *   The first packet triggers a broadcast request; 3 more follow 1 s apart;
  *   1 s after the last one the queue is dropped and the next hop reported as
  *   failed, so the caller can send ICMP host unreachable for forwarded
@@ -36,12 +38,15 @@ export type ArpAction<P> =
   /** `ip` did not answer any request: its queue is dropped; the caller may send ICMP host unreachable. */
   | { readonly kind: 'failed'; readonly ip: number; readonly packets: readonly P[] };
 
+/** Linux's default `net.ipv4.neigh.default.unres_qlen`. */
+const DEFAULT_QUEUE_LIMIT = 101;
+
 export interface ArpCacheOptions {
   /** Our address on this interface; 0 while unconfigured (DHCP pending). */
   readonly address: number;
   /** ms; default 300 s (6.4). */
   readonly lifetime?: number;
-  /** Packets queued per unresolved next hop; default 3. */
+  /** Packets queued per unresolved next hop; default 101. */
   readonly queueLimit?: number;
   /** Requests after the first one; default 3 (6.4). */
   readonly retries?: number;
@@ -127,7 +132,7 @@ export class ArpCache<P> {
   constructor(options: ArpCacheOptions) {
     this.#address = options.address >>> 0;
     this.#lifetime = options.lifetime ?? 300_000;
-    this.#queueLimit = Math.max(1, options.queueLimit ?? 3);
+    this.#queueLimit = Math.max(1, options.queueLimit ?? DEFAULT_QUEUE_LIMIT);
     this.#retries = Math.max(0, options.retries ?? 3);
     this.#retryInterval = options.retryInterval ?? 1000;
     this.#maxEntries = Math.max(1, options.maxEntries ?? 1024);

@@ -23,9 +23,10 @@ import {
   type AclPacket,
   type AclPolicy,
 } from '../helpers/acl-model.ts';
-import { describeRealNetwork, Netns } from '../helpers/netns.ts';
+import { describeRealNetwork, type Netns } from '../helpers/netns.ts';
 import { requireTool } from '../helpers/tools.ts';
-import { shOutput, Topology, waitFor } from './topology.ts';
+import { linuxRouter, ROUTER_A_SIDE, ROUTER_B_SIDE, type LinuxRouter } from './linux-router.ts';
+import { Topology, waitFor } from './topology.ts';
 
 /*
  * Does the appliance do what the rules say, as Linux would? Random policies
@@ -51,10 +52,8 @@ import { shOutput, Topology, waitFor } from './topology.ts';
 const PACKETS = 250;
 const A = HOST_A;
 const B = HOST_B;
-const ROUTER_A_SIDE = '10.91.1.1';
-const ROUTER_B_SIDE = '10.91.2.1';
 /** Source addresses of the source translations: the router's own on B's side, another on that link, one beyond it. */
-const SNAT_ADDRESSES = ['10.91.2.1', '10.91.2.200', '10.91.3.7'];
+const SNAT_ADDRESSES = [ROUTER_B_SIDE, '10.91.2.200', '10.91.3.7'];
 /** The sender's last datagram: unmarked UDP from its real address, which no policy drops or translates; it ends the capture. */
 const END_ID = 65000;
 
@@ -202,7 +201,7 @@ function fits(expected: string | undefined, arrived: string | undefined): boolea
 
 describeRealNetwork('forward filters and port forwards against Linux nftables, on the same real packets', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nacl-policies-nft-'));
-  const linux: Netns[] = [];
+  const linux: LinuxRouter[] = [];
   let haveNft = false;
 
   beforeAll(() => {
@@ -212,7 +211,7 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
   });
 
   afterAll(() => {
-    for (const ns of linux) ns.delete();
+    for (const router of linux) router.delete();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -259,30 +258,12 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
       .map((p) => `${describePacket(p)}: expected ${expected.get(p.id) ?? 'nothing'} at the far host, got ${arrived.get(p.id) ?? 'nothing'}`);
   }
 
-  /** A router namespace between two hosts, with `ruleset` (veth links), addressed as the appliance's config. */
-  function linuxRouter(ruleset: string): { a: Netns; b: Netns } {
-    const [a, r, b] = [new Netns(), new Netns(), new Netns()];
-    linux.push(a, r, b);
-    a.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'a_side', 'netns', r.name);
-    b.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'b_side', 'netns', r.name);
-    for (const [ns, dev, address] of [
-      [a, 'eth0', `${A}/24`],
-      [b, 'eth0', `${B}/24`],
-      [r, 'a_side', `${ROUTER_A_SIDE}/24`],
-      [r, 'b_side', '10.91.2.1/24'],
-    ] as const) {
-      ns.ip('link', 'set', 'lo', 'up');
-      ns.ip('addr', 'add', address, 'dev', dev);
-      ns.ip('link', 'set', dev, 'up');
-    }
-    farHost(b, 'eth0');
-    a.ip('route', 'add', 'default', 'via', ROUTER_A_SIDE);
-    b.ip('route', 'add', 'default', 'via', '10.91.2.1');
-    // Spoofed sources arrive where no route points back: reverse-path filtering would drop them.
-    r.sh('sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.a_side.rp_filter=0');
-    writeFileSync(join(dir, 'router.nft'), ruleset);
-    r.exec('nft', ['-f', join(dir, 'router.nft')]);
-    return { a, b };
+  /** The Linux router with `ruleset`, its far host set up as the appliance's will be. */
+  function referenceRouter(ruleset: string): { a: Netns; b: Netns } {
+    const made = linuxRouter(ruleset, dir);
+    linux.push(made);
+    farHost(made.b, 'eth0');
+    return made;
   }
 
   /** B's port-forward addresses, and its rule against answering the spoofed sources. */
@@ -307,7 +288,7 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
     expect(decided).toBeLessThan(packets.length - packets.length / 10);
     expect(decidedBy(policy, packets).filter((n) => n > 0).length).toBeGreaterThanOrEqual(policy.rules.length / 2);
 
-    const reference = linuxRouter(nftRuleset(policy));
+    const reference = referenceRouter(nftRuleset(policy));
     await resolveFarHost(reference.a);
     const byLinux = await crossing(reference.a, reference.b, 'eth0', packets, dst, `linux-${policy.hook}-${policy.seed}`);
     expect(disagreements(expected, packets, byLinux), `Linux with\n${nftRuleset(policy)}`).toEqual([]);
@@ -316,7 +297,7 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
     try {
       const [tapA, tapB] = await topo.boot(routerConfig(policy, policy.hook === 'forward' ? NACL_PREAMBLE : []), 2);
       const a = topo.attach(tapA!, { nic: 0, address: `${A}/24`, gateway: ROUTER_A_SIDE });
-      const b = topo.attach(tapB!, { nic: 1, address: `${B}/24`, gateway: '10.91.2.1' });
+      const b = topo.attach(tapB!, { nic: 1, address: `${B}/24`, gateway: ROUTER_B_SIDE });
       farHost(b.ns, b.dev);
       await resolveFarHost(a.ns);
       const byAppliance = await crossing(a.ns, b.ns, b.dev, packets, dst, `appliance-${policy.hook}-${policy.seed}`);

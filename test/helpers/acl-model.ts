@@ -341,19 +341,21 @@ export const HOST_B_EXTRA = ['10.91.2.6', '10.91.2.7'] as const;
  * A router between 10.91.1.0/24 (Iface a_side, 10.91.1.1) and 10.91.2.0/24
  * (b_side, 10.91.2.1): a forward policy guards its Gateway's forward
  * chain, a prerouting one is a_side's port forwards, a postrouting one
- * b_side's source translations. `preamble` statements go first.
+ * b_side's source translations. `preamble` statements go first; `extra`
+ * adds Gateway routes and other elements.
  */
-export function routerConfig(policy: AclPolicy, preamble: readonly string[] = []): string {
+export function routerConfig(policy: AclPolicy, preamble: readonly string[] = [], extra: { routes?: readonly string[]; elements?: string } = {}): string {
   const attach = (hook: AclPolicy['hook']) => (policy.hook === hook ? `, ${hook}: policy` : '');
+  const routes = (extra.routes ?? []).map((r) => `,\n  ${r}`).join('');
   return `
 Iface a_side { index: 0, address: 10.91.1.1, netmask: 255.255.255.0${attach('prerouting')} }
 Iface b_side { index: 1, address: 10.91.2.1, netmask: 255.255.255.0${attach('postrouting')}${policy.masquerade ? ', masquerade: true' : ''} }
 Gateway gw {
 ${policy.hook === 'forward' ? '  forward: policy,\n' : ''}  a_net: { net: 10.91.1.0, netmask: 255.255.255.0, iface: a_side },
-  b_net: { net: 10.91.2.0, netmask: 255.255.255.0, iface: b_side }
+  b_net: { net: 10.91.2.0, netmask: 255.255.255.0, iface: b_side }${routes}
 }
 ${naclFunction(policy, 'policy', preamble)}
-`;
+${extra.elements ?? ''}`;
 }
 
 /**

@@ -43,8 +43,15 @@ describe('ARP resolution', () => {
     expect(c.counters.requests_tx).toBe(1);
   });
 
-  it('drops the oldest packet when a fourth one waits for the same next hop', () => {
+  it('holds 101 packets for one next hop, as Linux does, and drops the oldest for the 102nd', () => {
     const c = cache();
+    for (let i = 1; i <= 101; i++) c.enqueue(PEER, `p${i}`, T0);
+    expect(c.counters.queue_dropped).toBe(0);
+    expect(c.enqueue(PEER, 'p102', T0)).toEqual([{ kind: 'drop', ip: PEER, packets: ['p1'] }]);
+  });
+
+  it('drops the oldest packet when one more than the queue limit waits for the same next hop', () => {
+    const c = cache({ queueLimit: 3 });
     c.enqueue(PEER, 'p1', T0);
     c.enqueue(PEER, 'p2', T0);
     c.enqueue(PEER, 'p3', T0);

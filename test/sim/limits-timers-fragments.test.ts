@@ -184,7 +184,7 @@ Filter::IP policy {
     const sim = new Sim(FIREWALL, 2, [1500, 576]);
     const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
     const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
-    // Resolve b first: the ARP queue holds 3 packets per next hop, fewer than the fragments.
+    // Resolve b first, so the fragments are not held back by ARP.
     a.ping('10.1.0.9');
     sim.settle();
     // The host fragments 3000 bytes for its 1500-byte MTU; only the first fragment has the ports.
