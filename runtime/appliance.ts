@@ -150,6 +150,9 @@ export class Appliance {
   /** A one-shot timer for a TCP deadline sooner than the next tick (TcpStack.soonest), and when it fires. */
   private tcpDeadlineTimer: unknown;
   private tcpDeadlineAt = Infinity;
+  /** A one-shot timer for the soonest ARP retry (ArpCache.nextRetryAt), and when it fires. */
+  private arpRetryTimer: unknown;
+  private arpRetryAt = Infinity;
   private icmpTokens = 100;
   private icmpRefill = 0;
   private inBatch = false;
@@ -342,6 +345,9 @@ export class Appliance {
     if (this.tcpDeadlineTimer !== undefined) this.env.clock.clearTimer(this.tcpDeadlineTimer);
     this.tcpDeadlineTimer = undefined;
     this.tcpDeadlineAt = Infinity;
+    if (this.arpRetryTimer !== undefined) this.env.clock.clearTimer(this.arpRetryTimer);
+    this.arpRetryTimer = undefined;
+    this.arpRetryAt = Infinity;
   }
 
   /** A periodic timer: it re-arms into its own slot, so `timers` holds one handle per live timer. */
@@ -871,6 +877,7 @@ export class Appliance {
       switch (a.kind) {
         case 'request':
           this.sendArp(inet, 'request', a.ip, ZERO_MAC, BROADCAST_MAC);
+          this.armArpRetry();
           break;
         case 'reply':
           this.sendArp(inet, 'reply', a.ip, a.mac, a.mac);
@@ -892,6 +899,26 @@ export class Appliance {
           break;
       }
     }
+  }
+
+  /**
+   * ARP retries are due 1 s after each request (as Linux's retrans_time);
+   * the once-a-second tick alone would send them 1-2 s apart. One one-shot
+   * timer, moved earlier when a sooner retry comes.
+   */
+  private armArpRetry(): void {
+    let soonest = Infinity;
+    for (const inet of this.ifaces.values()) soonest = Math.min(soonest, inet.arp.nextRetryAt);
+    if (soonest >= this.arpRetryAt) return;
+    if (this.arpRetryTimer !== undefined) this.env.clock.clearTimer(this.arpRetryTimer);
+    this.arpRetryAt = soonest;
+    this.arpRetryTimer = this.env.clock.setTimer(Math.max(1, Math.ceil(soonest - this.clockNow())), () => {
+      this.arpRetryTimer = undefined;
+      this.arpRetryAt = Infinity;
+      this.now = this.clockNow();
+      for (const inet of this.ifaces.values()) this.arpActions(inet, inet.arp.tick(this.now));
+      this.flush();
+    });
   }
 
   private sendArp(inet: Inet, op: 'request' | 'reply', targetIp: number, targetMac: Uint8Array, dstMac: Uint8Array): void {

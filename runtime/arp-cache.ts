@@ -153,6 +153,13 @@ export class ArpCache<P> {
     return this.#pending.size;
   }
 
+  /** When `tick` next has a request to re-send or a next hop to give up on; Infinity when none waits. */
+  get nextRetryAt(): number {
+    let soonest = Infinity;
+    for (const pending of this.#pending.values()) if (pending.nextAt < soonest) soonest = pending.nextAt;
+    return soonest;
+  }
+
   /**
    * The MAC for `ip` if known and not expired; ff:ff:ff:ff:ff:ff for the
    * limited broadcast. The returned array is the cache's own: copy it into

@@ -68,6 +68,19 @@ describe('ARP resolution', () => {
     expect(c.pendingCount).toBe(0);
   });
 
+  it('tells when the next request is due, and Infinity once nothing waits', () => {
+    const c = cache();
+    expect(c.nextRetryAt).toBe(Infinity);
+    c.enqueue(PEER, 'p1', T0);
+    c.enqueue(PEER + 1, 'q1', T0 + 300);
+    expect(c.nextRetryAt).toBe(T0 + 1000);
+    c.tick(T0 + 1000);
+    expect(c.nextRetryAt).toBe(T0 + 1300);
+    receive(c, arp('reply', PEER, MAC_PEER, US, MAC_US));
+    receive(c, arp('reply', PEER + 1, MAC_PEER, US, MAC_US));
+    expect(c.nextRetryAt).toBe(Infinity);
+  });
+
   it('retries three times one second apart, then drops the queue and reports the next hop failed', () => {
     const c = cache();
     c.enqueue(PEER, 'p1', T0);

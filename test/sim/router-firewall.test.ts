@@ -105,6 +105,24 @@ describe('a router with a firewall, on a simulated network', () => {
     expect(a.received.map((r) => [r.protocol, r.detail])).toEqual([[1, 3]]);
     expect(sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx).toBeGreaterThanOrEqual(4);
   });
+
+  it('re-sends an ARP request 1 s after the last, not at the next tick of its once-a-second timer', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    // Half-way between two ticks of the appliance's 1 s timer.
+    sim.settle(500);
+    const before = sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx;
+    a.udp('10.1.0.77', 5000, 'nobody home');
+    sim.settle();
+    const requests = () => sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx - before;
+    expect(requests()).toBe(1);
+    sim.settle(900);
+    expect(requests()).toBe(1);
+    sim.settle(100);
+    expect(requests()).toBe(2);
+    sim.settle(1000);
+    expect(requests()).toBe(3);
+  });
 });
 
 const TWO_FILTERS = `
