@@ -16,7 +16,8 @@ import { parseIpv4Address } from '../runtime/wire/ipv4.ts';
  *   source_hash (rendezvous hashing of the client address: removing a node
  *   remaps only the clients that were on it).
  * - A node is down after a failed connect (refused or timed out); the client
- *   is then tried on the next node at once. Down nodes are checked with a
+ *   is then tried on the next node at once. A connect whose client left goes
+ *   on, and its outcome counts the same. Down nodes are checked with a
  *   plain TCP connect, first CHECK_RETRY after the failure, then every
  *   CHECK_INTERVAL; a successful check brings the node back. Nodes start
  *   unchecked and are checked at start; until a check or a session succeeds
@@ -236,11 +237,7 @@ export class LoadBalancer {
     let abandoned = false;
     const backend = this.host.servers.connect(node.address, node.port, (e) => {
       if (session) return this.sessionEvent(session, 'backend', e);
-      if (abandoned) {
-        // The client left first; the node did nothing wrong.
-        if (e.kind === 'reset' || e.kind === 'closed') node.connecting--;
-        return;
-      }
+      if (abandoned) return this.abandonedConnect(node, backend!, e);
       if (e.kind === 'connected') {
         node.connecting--;
         node.state = 'up';
@@ -273,13 +270,34 @@ export class LoadBalancer {
     client.onEvent = (e) => {
       if (session) return this.sessionEvent(session, 'client', e);
       if (e.kind === 'end') waiting.ended = true;
-      // The client left before its backend answered: give the backend up too.
-      if (e.kind === 'reset' || e.kind === 'closed') {
-        abandoned = true;
-        backend.connection.abort();
-      }
+      // The client left before its backend answered: the connect goes on without it (abandonedConnect).
+      if (e.kind === 'reset' || e.kind === 'closed') abandoned = true;
     };
     return true;
+  }
+
+  /**
+   * The end of a connect whose client left (reset) before it finished. It is
+   * not aborted: its outcome still says whether the node is up, as any
+   * connect's does. Aborting it kept a blackholed node in rotation for good
+   * when clients gave up sooner than the 10 s connect timeout, each client
+   * sent there timing out in turn. A connection it makes is closed unused.
+   */
+  private abandonedConnect(node: Node, backend: TcpSocket, e: TcpEvent): void {
+    if (e.kind === 'connected') {
+      node.connecting--;
+      node.state = 'up';
+      backend.onEvent = ignore;
+      backend.connection.close();
+    } else if (e.kind === 'reset' || e.kind === 'closed') {
+      node.connecting--;
+      this.counters.backend_connect_failures++;
+      this.markDown(node);
+    } else {
+      return;
+    }
+    // Its place under session_limit is free.
+    this.drain();
   }
 
   private pick(waiting: Waiting): Node | null {

@@ -181,17 +181,41 @@ describe('the load balancer', () => {
     expect(c.received()).toBe('node1\nagain');
   });
 
-  it('does not hold a node responsible for a client that left while it was being connected', () => {
-    const { net, connect, lb } = setup({ nodes: 1 });
+  it('marks a node down when a connect to it times out, even if its client left before', () => {
+    const { net, connect, lb, logs } = setup({ nodes: 2 });
     net.unplug('10.0.2.10'); // the SYN to the node now goes unanswered
     const c = connect('', { keepOpen: true });
     net.advance(100);
     expect(lb.nodes[0]!.connecting).toBe(1);
+    // The client gives up long before the connect timeout, with RST.
+    c.socket.connection.abort();
+    net.advance(10_000);
+    expect(lb.nodes[0]!.state).toBe('down');
+    expect(lb.nodes[0]!.connecting).toBe(0);
+    expect(lb.counters.backend_connect_failures).toBe(1);
+    expect(logs).toContain('[ NaCl LB ] node 10.0.2.10:8000 is down');
+    // So the next clients go to the node that answers at once, not to time out in turn.
+    const next = connect('', { keepOpen: true });
+    net.advance(100);
+    expect(next.received()).toBe('node1\n');
+  });
+
+  it('does not hold a node responsible for a client that left while it was being connected', () => {
+    const { net, connect, lb } = setup({ nodes: 1 });
+    const node = net.stacks.get(parseIpv4Address('10.0.2.10')!)!;
+    net.unplug('10.0.2.10'); // the first SYN to the node is lost
+    const c = connect('', { keepOpen: true });
+    net.advance(100);
     c.socket.connection.abort();
     net.advance(100);
+    net.stacks.set(parseIpv4Address('10.0.2.10')!, node);
+    // The retransmitted SYN gets through: the node is up, and the connection nobody wants is closed.
+    net.advance(2_000);
     expect(lb.nodes[0]!.state).toBe('up');
     expect(lb.nodes[0]!.connecting).toBe(0);
     expect(lb.counters.backend_connect_failures).toBe(0);
+    expect(lb.counters.sessions_total).toBe(0);
+    expect([...node['entries'].values()].filter((x) => x.socket.connection.state === 'established')).toHaveLength(0);
   });
 
   it('makes clients beyond session_limit wait for a session to end', () => {

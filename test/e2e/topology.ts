@@ -89,7 +89,10 @@ export class Topology {
 
     /** Counters of the running appliance, from its metrics endpoint. */
   async counters(): Promise<Record<string, number>> {
-    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+    const url = `http://127.0.0.1:${this.metricsPort}/metrics`;
+    // A kept-alive connection the appliance closed while a synchronous command blocked the test's
+    // event loop is only found closed when reused: that fails once, and a new connection does not.
+    const text = await (await fetch(url).catch(() => fetch(url))).text();
     const out: Record<string, number> = {};
     for (const m of text.matchAll(/^nacl_counter\{name="([^"]+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
     return out;
