@@ -14,8 +14,9 @@ import { RangeSet } from './range-set.ts';
  * recovery is SACK-based (RFC 6675) when the peer permits SACK, NewReno
  * (RFC 5681, RFC 6582) when not, both with early retransmit (RFC 5827) for
  * the last few segments of a burst and limited transmit (RFC 3042). With
- * SACK a tail loss probe (RFC 8985 7) turns a lost tail into a SACK hole
- * well before the retransmission timeout. Go-back-N after a timeout; RTO per
+ * SACK a segment is also lost once one sent after it is SACKed (RACK, RFC
+ * 8985 6, by send order), and a tail loss probe (RFC 8985 7) turns a lost
+ * tail into a SACK hole well before the retransmission timeout. Go-back-N after a timeout; RTO per
  * RFC 6298; RST and SYN handling per RFC 5961.
  *
  * write/read/close/abort take no time argument: timers they arm count from the
@@ -174,8 +175,12 @@ function windowShiftFor(buffer: number): number {
 }
 const INITIAL_RTO = 1000;
 const MIN_RTO = 200;
-/** The least probe timeout (RFC 8985 7.2 suggests 2 SRTT; Linux's floor is 10 ms). */
-const MIN_PTO = 10;
+/**
+ * The least probe timeout. RFC 8985 7.2 asks for 2 SRTT; on a LAN that is
+ * below a millisecond, so a floor of two (Linux adds TCP_TIMEOUT_MIN, two
+ * jiffies) - not 10 ms, which a lost ACK behind a small window costs each time.
+ */
+const MIN_PTO = 2;
 const MAX_RTO = 60_000;
 /** RFC 6298 5.7: the RTO once data flows after a SYN had to be retransmitted. */
 const RTO_AFTER_SYN_LOSS = 3000;
@@ -398,6 +403,8 @@ export class TcpConnection {
   // Congestion control.
   #cwnd: number;
   #ssthresh = INITIAL_SSTHRESH;
+  /** Bytes acknowledged in congestion avoidance since cwnd last grew. */
+  #ackedInAvoidance = 0;
   #dupAcks = 0;
   #inRecovery = false;
   #recover: number;
@@ -409,9 +416,21 @@ export class TcpConnection {
   #highRxt = 0;
   /** SND.MAX when the latest of those went: bytes SACKed past it were sent later and overtook them. */
   #rxtMark = 0;
+  /**
+   * RFC 8985 RACK with send order for send times: unSACKed bytes below this
+   * sequence number went out before a segment the peer has, so are lost
+   * (once the reordering window passed, #rackAt, for those below #rackPending).
+   */
+  #rackLost: number;
+  #rackPending: number;
+  #rackAt: number | undefined;
+  /** RFC 8985 RACK.reordering_seen: a segment arrived after one sent later than it. */
+  #reorderingSeen = false;
 
   // RTT and timers.
   #srtt: number | undefined;
+  /** RFC 8985 RACK.min_RTT: the least sample, which scales the reordering window. */
+  #minRtt: number | undefined;
   #rttvar = 0;
   #rto = INITIAL_RTO;
   /** The ACK that ends the RTT measurement in progress (one at a time, never of a retransmission). */
@@ -464,6 +483,8 @@ export class TcpConnection {
     this.#sndMax = this.#iss;
     this.#probeEnd = this.#iss;
     this.#recover = this.#iss;
+    this.#rackLost = this.#iss;
+    this.#rackPending = this.#iss;
     this.#dataSeq = seqAdd(this.#iss, 1);
     // No smaller than the floor put on the peer's: SACK blocks (up to 36 bytes) come out of it.
     this.#ourMss = Math.min(MAX_WINDOW, Math.max(MIN_PEER_MSS, positive(opts.mss, DEFAULT_MSS)));
@@ -671,9 +692,12 @@ export class TcpConnection {
     this.#flush();
   }
 
-  /** When a tail loss probe is due, if one is armed: sooner than a host's periodic tick may notice. */
-  get probeTimeout(): number | undefined {
-    return this.#probeTimeoutAt;
+  /**
+   * When a tail loss probe or the end of a reordering window (RFC 8985) is
+   * due, if one is armed: sooner than a host's periodic tick may notice.
+   */
+  get shortTimeout(): number | undefined {
+    return earliest(this.#probeTimeoutAt, this.#rackAt);
   }
 
   /**
@@ -687,7 +711,7 @@ export class TcpConnection {
   /** The time (ms) of the next deadline, or undefined when no timer runs. */
   nextTimer(): number | undefined {
     if (this.#state === 'closed') return undefined;
-    return earliest(earliest(earliest(earliest(this.#connectAt, this.#timeWaitAt), this.#rtoAt), this.#persistAt), this.#probeTimeoutAt);
+    return earliest(earliest(earliest(earliest(this.#connectAt, this.#timeWaitAt), this.#rtoAt), this.#persistAt), this.shortTimeout);
   }
 
   // --- incoming segments --------------------------------------------------------
@@ -830,15 +854,29 @@ export class TcpConnection {
     }
     if (seqLt(ack, this.#sndUna)) return true;
     this.#probesUnanswered = 0;
-    if (ack === this.#sndUna) {
+    const una = this.#sndUna;
+    const fack = this.#sacked.isEmpty ? undefined : seqAdd(una, this.#sacked.highest);
+    const heldBelowFack = this.#sacked.size;
+    // Nothing was sent twice, so whatever arrives below the highest SACKed byte was overtaken. (A
+    // block first reported late, its ACK lost, looks the same: that only costs a reordering window.)
+    const sentOnce = !this.#inRecovery && seqGe(una, this.#recover) && !this.#tailProbed;
+    if (ack === una) {
       // RFC 5681 2: a duplicate ACK has outstanding data behind it, carries nothing and leaves the window alone.
       const dup =
         seqGt(this.#sndNxt, this.#sndUna) && seg.payload.length === 0 && (seg.flags & (Syn | Fin)) === 0 && seg.window === this.#sndWnd;
       // RFC 6675 2: with SACK, an ACK that SACKs new bytes is a duplicate too, whatever its window says.
-      if (this.#takeSackBlocks(seg.options) || dup) this.#duplicateAck();
+      const sackedNew = this.#takeSackBlocks(seg.options);
+      if (sackedNew) this.#rackDetect();
+      if (sackedNew || dup) this.#duplicateAck();
     } else {
       this.#newAck(ack);
       this.#takeSackBlocks(seg.options);
+      this.#rackDetect();
+      // RFC 8985 6.2: any ACK that shows a segment lost starts recovery, not only a duplicate.
+      if (this.#sackOk && this.#lostBelow() > 0) this.#enterRecovery();
+    }
+    if (sentOnce && fack !== undefined && seqDiff(this.#sndUna, una) + this.#sackedBelow(seqDiff(fack, this.#sndUna)) > heldBelowFack) {
+      this.#reorderingSeen = true;
     }
     if (seqLt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && seqLe(this.#sndWl2, ack))) {
       this.#sndWnd = seg.window;
@@ -873,7 +911,13 @@ export class TcpConnection {
     } else if (this.#cwnd < this.#ssthresh) {
       this.#cwnd += Math.min(acked, this.#mss);
     } else {
-      this.#cwnd += Math.max(1, Math.floor((this.#mss * this.#mss) / this.#cwnd));
+      // RFC 5681 3.1's recommended byte counting: an SMSS per cwnd of bytes acknowledged. Counting
+      // ACKs instead (its equation 3) grows half as fast behind a receiver that delays its ACKs.
+      this.#ackedInAvoidance += acked;
+      if (this.#ackedInAvoidance >= this.#cwnd) {
+        this.#ackedInAvoidance -= this.#cwnd;
+        this.#cwnd += this.#mss;
+      }
     }
     if (freed > 0 && this.#writeBlocked) {
       this.#writeBlocked = false;
@@ -892,6 +936,11 @@ export class TcpConnection {
     this.#sndUna = ack;
     this.#sacked.advance(acked);
     this.#highRxt = Math.max(0, this.#highRxt - acked);
+    // A reordering window left nothing to decide once its bytes are all acknowledged.
+    if (this.#rackAt !== undefined && seqGe(ack, this.#rackPending)) this.#rackAt = undefined;
+    // Kept within the window, so that sequence numbers wrapping around cannot put them ahead again.
+    this.#rackLost = seqMax(this.#rackLost, ack);
+    this.#rackPending = seqMax(this.#rackPending, ack);
     if (this.#rttSeq !== undefined && seqGe(ack, this.#rttSeq)) {
       this.#sampleRtt(this.#now - this.#rttSentAt);
       this.#rttSeq = undefined;
@@ -907,10 +956,16 @@ export class TcpConnection {
       if (!this.#sackOk) this.#cwnd += this.#mss;
       return;
     }
-    const threshold = this.#dupThreshold();
-    const lost = this.#dupAcks >= threshold || (this.#sackOk && this.#lostBelow() > 0);
+    if (this.#dupAcks >= this.#dupThreshold() || (this.#sackOk && this.#lostBelow() > 0)) this.#enterRecovery();
+  }
+
+  /** RFC 6675 5 (4) / RFC 6582 3.2 (fast retransmit): halves the window once per loss event. */
+  #enterRecovery(): void {
     // RFC 6582 3.2: not for duplicates of what a recovery or timeout already resent.
-    if (!lost || !seqGe(this.#sndUna, this.#recover)) return;
+    if (this.#inRecovery || !seqGe(this.#sndUna, this.#recover)) return;
+    const threshold = this.#dupThreshold();
+    this.#probeTimeoutAt = undefined;
+    this.#ackedInAvoidance = 0;
     this.#ssthresh = Math.max(Math.floor(this.#flightSize() / 2), 2 * this.#mss);
     this.#recover = this.#sndMax;
     this.#inRecovery = true;
@@ -950,11 +1005,15 @@ export class TcpConnection {
   }
 
   /**
-   * RFC 6675 IsLost, by bytes: an unSACKed byte is lost once more than
-   * (threshold - 1) segments' worth above it are SACKed. Returns the offset
-   * from SND.UNA below which that holds for every byte (0: none lost).
+   * The offset from SND.UNA below which every unSACKed byte is lost (0:
+   * none), by RFC 6675 IsLost or by RACK (RFC 8985), whichever says more.
    */
   #lostBelow(): number {
+    return Math.max(this.#lostByCount(), seqDiff(this.#rackLost, this.#sndUna));
+  }
+
+  /** RFC 6675 IsLost, by bytes: an unSACKed byte is lost once more than (threshold - 1) segments' worth above it are SACKed. */
+  #lostByCount(): number {
     const sacked = this.#sacked;
     const enough = (this.#dupThreshold() - 1) * this.#mss;
     let above = 0;
@@ -963,6 +1022,51 @@ export class TcpConnection {
       if (above > enough) return sacked.start(i);
     }
     return 0;
+  }
+
+  /**
+   * RFC 8985 6.2 (RACK_detect_loss), with send order standing in for send
+   * times: new bytes go out in sequence order, so every unSACKed byte below
+   * the highest SACKed block was sent before it and is lost once the
+   * reordering window has passed, however few segments lie above it - one
+   * SACKed segment suffices where RFC 6675 wants three. A resend is sent
+   * later than everything below SND.MAX, which order cannot say: those
+   * below HighRxt stay out of NextSeg, and #rxtMark finds their loss. After
+   * a timeout's go-back-N the order no longer holds, so counting decides.
+   */
+  #rackDetect(): void {
+    if (!this.#sackOk || this.#sacked.isEmpty || (!this.#inRecovery && seqLt(this.#sndUna, this.#recover))) return;
+    const sentBefore = seqAdd(this.#sndUna, this.#sacked.start(this.#sacked.count - 1));
+    if (seqLe(sentBefore, this.#rackLost)) return;
+    const wait = this.#reorderWindow();
+    if (wait === 0) {
+      this.#rackLost = sentBefore;
+      this.#rackAt = undefined;
+    } else if (this.#rackAt === undefined) {
+      // The deadline counts from this ACK, not from when the bytes went: a little late, never early.
+      this.#rackPending = sentBefore;
+      this.#rackAt = this.#now + wait;
+      this.#opts.timerArmed?.(this.#rackAt);
+    }
+  }
+
+  /**
+   * RFC 8985 6.2 step 4 (RACK.reo_wnd), without DSACK: none in recovery or
+   * once DupThresh segments are SACKed, unless the peer has been seen to
+   * reorder; else a quarter of the least round trip, at most SRTT.
+   */
+  #reorderWindow(): number {
+    if (!this.#reorderingSeen && (this.#inRecovery || this.#sacked.size >= DUP_ACK_THRESHOLD * this.#mss)) return 0;
+    return Math.min((this.#minRtt ?? INITIAL_RTO) / 4, this.#srtt ?? INITIAL_RTO);
+  }
+
+  /** RFC 8985 6.3: the reordering window passed, so the bytes it held back are lost. */
+  #rackTimeout(): void {
+    if (seqGt(this.#rackPending, this.#rackLost)) this.#rackLost = this.#rackPending;
+    // Holes SACKs opened while the window ran get one of their own.
+    this.#rackDetect();
+    if (this.#sackOk && this.#lostBelow() > 0) this.#enterRecovery();
+    this.#output();
   }
 
   /** SACKed bytes below offset `at`. */
@@ -1298,6 +1402,10 @@ export class TcpConnection {
       this.#terminate({ kind: 'closed' });
       return;
     }
+    if (this.#rackAt !== undefined && now >= this.#rackAt && (this.#rtoAt === undefined || now < this.#rtoAt)) {
+      this.#rackAt = undefined;
+      this.#rackTimeout();
+    }
     if (this.#probeTimeoutAt !== undefined && now >= this.#probeTimeoutAt && (this.#rtoAt === undefined || now < this.#rtoAt)) {
       this.#probeTimeoutAt = undefined;
       this.#tailLossProbe();
@@ -1331,11 +1439,14 @@ export class TcpConnection {
     if (this.#retries === 1) this.#ssthresh = Math.max(Math.floor(this.#flightSize() / 2), 2 * this.#mss);
     if (this.#opts.lossCounters) this.#opts.lossCounters.retransmit_timeouts++;
     this.#cwnd = this.#mss;
+    this.#ackedInAvoidance = 0;
     this.#inRecovery = false;
     this.#dupAcks = 0;
     // RFC 2018 8: after a timeout the SACK information is not trusted (the receiver may have dropped what it held).
     this.#sacked.clear();
     this.#highRxt = 0;
+    this.#rackLost = this.#rackPending = this.#sndUna;
+    this.#rackAt = undefined;
     this.#recover = this.#sndMax;
     this.#sndNxt = this.#sndUna;
     this.#output();
@@ -1406,6 +1517,7 @@ export class TcpConnection {
     }
     this.#rtoAt = undefined;
     this.#probeTimeoutAt = undefined;
+    this.#rackAt = undefined;
     if (this.#canSend() && this.#unsent() > 0) this.#persistAt ??= this.#now + Math.max(MIN_RTO, this.#persistBackoff);
     else {
       this.#persistAt = undefined;
@@ -1415,6 +1527,7 @@ export class TcpConnection {
 
   #sampleRtt(sample: number): void {
     const r = Math.max(0, sample);
+    this.#minRtt = Math.min(this.#minRtt ?? r, r);
     if (this.#srtt === undefined) {
       this.#srtt = r;
       this.#rttvar = r / 2;
@@ -1437,6 +1550,7 @@ export class TcpConnection {
     this.#rtoAt = undefined;
     this.#persistAt = undefined;
     this.#probeTimeoutAt = undefined;
+    this.#rackAt = undefined;
     // Everything we sent is acknowledged: a busy balancer holds thousands of connections in
     // TIME-WAIT, and each should cost a few hundred bytes, not its buffers.
     this.#sendBuf.clear();
@@ -1509,7 +1623,7 @@ export class TcpConnection {
   /** Closes the connection; events not yet delivered are dropped, as nothing may follow this one. */
   #terminate(e: TcpEvent, keepQueued = false): void {
     this.#state = 'closed';
-    this.#connectAt = this.#timeWaitAt = this.#rtoAt = this.#persistAt = this.#probeTimeoutAt = undefined;
+    this.#connectAt = this.#timeWaitAt = this.#rtoAt = this.#persistAt = this.#probeTimeoutAt = this.#rackAt = undefined;
     this.#sendBuf.clear();
     if (!keepQueued) this.#events.length = 0;
     this.#events.push(e);

@@ -265,7 +265,7 @@ export class TcpStack {
   }
 
   /**
-   * The earliest tail-loss-probe deadline of a connection, which a periodic
+   * The earliest tail-loss-probe or reordering-window deadline of a connection, which a periodic
    * tick may be too coarse for: kept up to date by timerArmed and by tick().
    */
   soonest: number | undefined;
@@ -277,7 +277,7 @@ export class TcpStack {
     let soonest: number | undefined;
     for (const entry of this.active) {
       runTimers(entry, now);
-      const probe = entry.socket.connection.probeTimeout;
+      const probe = entry.socket.connection.shortTimeout;
       if (probe !== undefined && (soonest === undefined || probe < soonest)) soonest = probe;
     }
     this.soonest = soonest;

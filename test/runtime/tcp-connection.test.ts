@@ -1083,6 +1083,122 @@ describe('TCP connection: loss recovery', () => {
   });
 });
 
+describe('TCP connection: RACK loss detection and window growth', () => {
+  const MSS = 1460;
+  const counters = (): TcpLossCounters => ({ segments_retransmitted: 0, retransmit_timeouts: 0, fast_recoveries: 0, segments_out_of_order: 0, tail_loss_probes: 0 });
+
+  /**
+   * A connection accepted from a SACK-permitting peer whose handshake took
+   * `rtt` ms (its first RTT sample), with `total` bytes written at once: the
+   * initial window sends segments 0 to 2.
+   */
+  function sender(rtt: number, total = 40 * MSS) {
+    const rec: Recorder = { sent: [], events: [] };
+    const loss = counters();
+    const synOptions = encodeTcpOptions({ mss: MSS, sackPermitted: true }) as Uint8Array;
+    const conn = TcpConnection.accept(options(rec, { lossCounters: loss }), seg({ seq: PEER_ISN, flags: Syn, options: synOptions }));
+    conn.receive(seg({ seq: u32(PEER_ISN + 1), ack: u32(ISN + 1) }), rtt);
+    conn.write(pattern(total));
+    /** The peer's ACK at `now` of the first `acked` segments, SACKing the segment ranges [from, to). */
+    const ack = (now: number, acked: number, ...blocks: [number, number][]) => {
+      const sackBlocks = blocks.map(([from, to]) => ({ left: u32(ISN + 1 + from * MSS), right: u32(ISN + 1 + to * MSS) }));
+      const opts = sackBlocks.length > 0 ? { options: encodeTcpOptions({ sackBlocks }) as Uint8Array } : {};
+      conn.receive(seg({ seq: u32(PEER_ISN + 1), ack: u32(ISN + 1 + acked * MSS), window: 65535, ...opts }), now);
+    };
+    /** Indexes of the data segments sent from the `from`th on. */
+    const sentSince = (from: number) => dataSent(rec).slice(from).map((s) => u32(s.seq - ISN - 1) / MSS);
+    return { conn, rec, loss, ack, sentSince };
+  }
+
+  it('resends a segment once one sent after it is SACKed and a quarter of the least RTT has passed, without waiting for three (RFC 8985)', () => {
+    const { conn, rec, loss, ack, sentSince } = sender(8);
+    expect(sentSince(0)).toEqual([0, 1, 2]);
+    const before = dataSent(rec).length;
+    // Segment 1 arrived and 0 did not: within the reordering window (8 / 4 ms) 0 may still come.
+    ack(16, 0, [1, 2]);
+    expect(sentSince(before)).toEqual([3]); // limited transmit, nothing resent
+    conn.tick(17);
+    expect(sentSince(before)).toEqual([3]);
+    conn.tick(18);
+    expect(sentSince(before)).toEqual([3, 0]);
+    expect(loss).toMatchObject({ fast_recoveries: 1, retransmit_timeouts: 0, tail_loss_probes: 0 });
+  });
+
+  it('asks to be ticked when the reordering window ends, a periodic tick being too coarse for it', () => {
+    const armed: number[] = [];
+    const rec: Recorder = { sent: [], events: [] };
+    const synOptions = encodeTcpOptions({ mss: MSS, sackPermitted: true }) as Uint8Array;
+    const conn = TcpConnection.accept(options(rec, { timerArmed: (at) => armed.push(at) }), seg({ seq: PEER_ISN, flags: Syn, options: synOptions }));
+    conn.receive(seg({ seq: u32(PEER_ISN + 1), ack: u32(ISN + 1) }), 8);
+    conn.write(pattern(40 * MSS));
+    const sackBlocks = [{ left: u32(ISN + 1 + MSS), right: u32(ISN + 1 + 2 * MSS) }];
+    conn.receive(seg({ seq: u32(PEER_ISN + 1), ack: u32(ISN + 1), options: encodeTcpOptions({ sackBlocks }) as Uint8Array }), 16);
+    expect(armed).toContain(18);
+    expect(conn.shortTimeout).toBe(18);
+  });
+
+  it('resends nothing when the segment a SACK skipped arrives within the reordering window', () => {
+    const { conn, loss, ack, rec } = sender(8);
+    ack(16, 0, [1, 2]);
+    ack(17, 2);
+    runTimers(conn, 17, 150);
+    const data = dataSent(rec);
+    expect(new Set(data.map((s) => s.seq)).size).toBe(data.length);
+    expect(loss).toMatchObject({ segments_retransmitted: 0, fast_recoveries: 0 });
+  });
+
+  it('in recovery, resends at once a segment that one sent after it overtook, however few are SACKed above it', () => {
+    const { conn, ack, sentSince } = sender(8);
+    ack(16, 0, [1, 2]);
+    conn.tick(18); // recovery: 0 resent
+    const mark = sentSince(0).length;
+    // 3 arrived, 2 did not: only one SACKed segment lies above 2, which counting (RFC 6675) does not take for a loss.
+    ack(19, 0, [1, 2], [3, 4]);
+    expect(sentSince(mark)).toEqual([2]);
+  });
+
+  it('starts recovery on an ACK that acknowledges new bytes when its SACK blocks show a segment lost', () => {
+    // Round trips under a millisecond: no reordering window to wait.
+    const { ack, sentSince, loss } = sender(0);
+    ack(1, 1); // 3 and 4 go out
+    const mark = sentSince(0).length;
+    ack(2, 2, [3, 5]);
+    expect(sentSince(mark)).toContain(2);
+    expect(loss.fast_recoveries).toBe(1);
+  });
+
+  it('once the peer has reordered, waits the reordering window in recovery too', () => {
+    const { conn, ack, sentSince } = sender(8);
+    ack(16, 0, [1, 2]);
+    ack(17, 1); // 0 came late: the link reorders
+    ack(17, 2);
+    const mark = sentSince(0).length;
+    expect(sentSince(0)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    // Three SACKed above 2 make it lost by count; 5, with only 6 above it, waits the window (8 / 4 ms).
+    ack(24, 2, [3, 5], [6, 7]);
+    expect(sentSince(mark)).toEqual([2]);
+    conn.tick(26);
+    expect(sentSince(mark)).toEqual([2, 5]);
+  });
+
+  it('grows the window in congestion avoidance by an MSS per window of bytes acknowledged, however many ACKs carry them (RFC 5681 3.1)', () => {
+    const { conn, ack, sentSince, loss } = sender(0);
+    // Nothing is acknowledged: the timeout leaves ssthresh at 2 segments and resends segment 0.
+    runTimers(conn, 0, 1000, () => loss.retransmit_timeouts === 1);
+    ack(300, 1); // slow start: cwnd 2 segments, so 1 and 2 go again
+    const mark = sentSince(0).length;
+    ack(301, 3); // both in one ACK: a whole window acknowledged in avoidance
+    expect(sentSince(mark)).toHaveLength(3);
+  });
+
+  it('sends its tail loss probe two round trips after the last ACK even when they take under 10 ms (RFC 8985 7.2)', () => {
+    const { conn, loss } = sender(1);
+    expect(conn.shortTimeout).toBe(3);
+    runTimers(conn, 1, 5);
+    expect(loss.tail_loss_probes).toBe(1);
+  });
+});
+
 describe('TCP connection: close', () => {
   it('closes orderly when the active opener closes first', () => {
     const sim = new Sim({ a: { timeWait: 5000 }, appA: { data: pattern(10_000), close: 'after-write' }, appB: { data: pattern(5000), close: 'after-end' } });
