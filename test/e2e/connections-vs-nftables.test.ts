@@ -73,6 +73,8 @@ while True:
 /*
  * The flows, all at once (a thread each): a TCP connection that sends a
  * byte, reads its echo and closes; a UDP datagram and its echo; a ping.
+ * UDP and ping are tried once on purpose: the burst is the point, and a
+ * router that drops part of it (an ARP queue too short, say) must fail.
  * Each from its own source address and port, with its own TTL. Prints
  * "ID ok" or "ID failed".
  */
