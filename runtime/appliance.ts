@@ -797,7 +797,10 @@ export class Appliance {
     let o = l3 - header;
     let frame: Uint8Array;
     if (o >= 0) {
-      frame = o === 0 ? bytes : bytes.subarray(o, end);
+      // The frame ends where the datagram does: what a sender put past the IP
+      // total length (padding, or a frame far larger than the link's MTU) is
+      // not passed on. The driver's own frame is reused when nothing trails.
+      frame = o === 0 && end === bytes.length ? bytes : bytes.subarray(o, end);
     } else {
       // An untagged frame leaving on a VLAN: the tag needs room the buffer lacks.
       b = new Uint8Array(header + end - l3);

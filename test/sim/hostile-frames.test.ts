@@ -360,6 +360,7 @@ function frameCheck(injected: Injected, mtus: readonly number[]): Check {
     if (frame[h.l3]! >> 4 !== 4 || h.ihl < 20) return 'bad version or IHL';
     if (h.total < h.ihl || h.l3 + h.total > frame.length) return `total length ${h.total} outside the frame`;
     if (h.total > mtus[nic]!) return `${h.total} bytes exceed the MTU ${mtus[nic]}`;
+    if (frame.length > link.l3 + mtus[nic]!) return `a ${frame.length}-byte frame on a link of MTU ${mtus[nic]}`;
     if (!sumsToZero(frame, h.l3, h.l3 + h.ihl)) return 'bad IPv4 header checksum';
     if (frame[h.l3 + 8] === 0) return 'TTL 0';
     if (isBanned(h.src)) return `forwarded ${ipText(h.src)}, which the forward Filter drops`;
@@ -526,7 +527,8 @@ const mutation = fc.oneof(
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat({ max: 200 }) }),
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat({ max: 200 }), bit: fc.nat({ max: 7 }) }),
   fc.record({ kind: fc.constant('set' as const), at: fc.constantFrom(14, 16, 17, 18, 20, 21, 22, 23, 24, 32, 34, 35, 36, 37, 38, 39, 40, 41, 46, 47, 18, 19), value: fc.nat({ max: 255 }) }),
-  fc.record({ kind: fc.constant('pad' as const), bytes: fc.nat({ max: 60 }) }),
+  // Ethernet padding, or far more trailing bytes than the IP total length says (a driver takes frames of any size).
+  fc.record({ kind: fc.constant('pad' as const), bytes: fc.oneof(fc.nat({ max: 60 }), fc.integer({ min: 1400, max: 2000 })) }),
 );
 type Mutation = typeof mutation extends fc.Arbitrary<infer T> ? T : never;
 

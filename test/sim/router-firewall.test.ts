@@ -202,4 +202,24 @@ Gateway gw {
     raw.send(sim.applianceMac(), 0x0800, datagramOf('udp 10.0.0.5:4000 -> 10.1.0.9:5000'));
     expect(b.received.map((r) => r.dport)).toEqual([5000]);
   });
+  it('forwards the datagram, not the bytes a frame carried past its IP total length (they could exceed the egress MTU)', () => {
+    const sim = new Sim(ROUTED, 2, [1500, 576]);
+    const b = sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    const lengths: number[] = [];
+    const wan = sim.nics.get('1')!;
+    const send = wan.send.bind(wan);
+    wan.send = (frames) => {
+      for (const f of frames) if (f[12] === 0x08 && f[13] === 0x00) lengths.push(f.length);
+      send(frames);
+    };
+    const raw = sim.rawNic();
+    const datagram = datagramOf('udp 10.0.0.5:4000 -> 10.1.0.9:5000');
+    // The first one resolves b's MAC; the second goes out at once, in the frame it arrived in.
+    raw.send(sim.applianceMac(), 0x0800, datagram);
+    const oversized = new Uint8Array(datagram.length + 1400);
+    oversized.set(datagram);
+    raw.send(sim.applianceMac(), 0x0800, oversized);
+    expect(b.received.map((r) => r.dport)).toEqual([5000, 5000]);
+    expect(lengths).toEqual([14 + datagram.length, 14 + datagram.length]);
+  });
 });
