@@ -419,48 +419,69 @@ const be32 = (n: number): number[] => [(n >>> 24) & 255, (n >>> 16) & 255, (n >>
 
 // --- frames to send ----------------------------------------------------------------
 
+interface IpFields {
+  src: number;
+  dst: number;
+  protocol: number;
+  ttl: number;
+  id: number;
+  df: boolean;
+  tos: number;
+  /** IP options, a multiple of 4 bytes. */
+  options?: number[];
+}
+
 /** An IPv4 datagram with correct checksums. */
-function ipv4Datagram(p: { src: number; dst: number; protocol: number; ttl: number; id: number; df: boolean; tos: number }, l4: number[]): number[] {
-  const h = [0x45, p.tos, ...be16(20 + l4.length), ...be16(p.id), p.df ? 0x40 : 0, 0, p.ttl, p.protocol, 0, 0, ...be32(p.src), ...be32(p.dst)];
+function ipv4Datagram(p: IpFields, l4: number[]): number[] {
+  const options = p.options ?? [];
+  const hl = 20 + options.length;
+  const h = [0x40 | (hl / 4), p.tos, ...be16(hl + l4.length), ...be16(p.id), p.df ? 0x40 : 0, 0, p.ttl, p.protocol, 0, 0, ...be32(p.src), ...be32(p.dst), ...options];
   const bytes = Uint8Array.from([...h, ...l4]);
-  const sum = checksum(bytes, 0, 20);
+  const sum = checksum(bytes, 0, hl);
   bytes[10] = sum >> 8;
   bytes[11] = sum & 255;
-  if (p.protocol === 1 && l4.length >= 4) fillL4Checksum(bytes, 22, 0);
+  if (p.protocol === 1 && l4.length >= 4) fillL4Checksum(bytes, hl, hl + 2, 0);
   if ((p.protocol === 6 && l4.length >= 20) || (p.protocol === 17 && l4.length >= 8)) {
     const pseudo = (p.src >>> 16) + (p.src & 0xffff) + (p.dst >>> 16) + (p.dst & 0xffff) + p.protocol + l4.length;
-    const at = p.protocol === 6 ? 36 : 26;
-    if (!(p.protocol === 17 && bytes[at] === 0 && bytes[at + 1] === 0)) fillL4Checksum(bytes, at, pseudo);
+    const at = hl + (p.protocol === 6 ? 16 : 6);
+    if (!(p.protocol === 17 && bytes[at] === 0 && bytes[at + 1] === 0)) fillL4Checksum(bytes, hl, at, pseudo);
   }
   return [...bytes];
 }
 
-function fillL4Checksum(bytes: Uint8Array, at: number, pseudo: number): void {
+function fillL4Checksum(bytes: Uint8Array, l4: number, at: number, pseudo: number): void {
   bytes[at] = 0;
   bytes[at + 1] = 0;
-  let sum = checksum(bytes, 20, bytes.length, pseudo);
+  let sum = checksum(bytes, l4, bytes.length, pseudo);
   if (sum === 0 && bytes[9] === 17) sum = 0xffff;
   bytes[at] = sum >> 8;
   bytes[at + 1] = sum & 255;
 }
 
-/** Splits a datagram (20-byte header) into fragments of `size` payload bytes (a multiple of 8). */
+/** The fields of a datagram ipv4Datagram built. */
+function fieldsOf(d: number[]): IpFields {
+  const hl = (d[0]! & 15) * 4;
+  return { src: u32(Uint8Array.from(d), 12), dst: u32(Uint8Array.from(d), 16), protocol: d[9]!, ttl: d[8]!, id: (d[4]! << 8) | d[5]!, df: (d[6]! & 0x40) !== 0, tos: d[1]!, options: d.slice(20, hl) };
+}
+
+/** Splits a datagram into fragments of `size` payload bytes (a multiple of 8), each with the whole header. */
 function fragments(datagram: number[], size: number): number[][] {
-  const payload = datagram.slice(20);
+  const hl = (datagram[0]! & 15) * 4;
+  const payload = datagram.slice(hl);
   const out: number[][] = [];
   for (let off = 0; off < payload.length || off === 0; off += size) {
     const piece = payload.slice(off, off + size);
     const more = off + size < payload.length;
-    const h = datagram.slice(0, 20);
-    h[2] = (20 + piece.length) >> 8;
-    h[3] = (20 + piece.length) & 255;
+    const h = datagram.slice(0, hl);
+    h[2] = (hl + piece.length) >> 8;
+    h[3] = (hl + piece.length) & 255;
     const flags = (h[6]! & 0x40) << 8;
     const word = flags | (more ? 0x2000 : 0) | (off / 8);
     h[6] = word >> 8;
     h[7] = word & 255;
     h[10] = 0;
     h[11] = 0;
-    const sum = checksum(Uint8Array.from(h), 0, 20);
+    const sum = checksum(Uint8Array.from(h), 0, hl);
     h[10] = sum >> 8;
     h[11] = sum & 255;
     out.push([...h, ...piece]);
@@ -485,6 +506,8 @@ const ipFields = fc.record({
   id: fc.integer({ min: 0x8000, max: 0xffff }),
   df: fc.boolean(),
   tos: fc.constantFrom(0, 0, 0xb8),
+  // Mostly none; NOPs, a record route and a timestamp option shift every offset past the header.
+  options: fc.constantFrom<number[]>([], [], [], [], [1, 1, 1, 1], [7, 7, 4, 0, 0, 0, 0, 0], [0x44, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0x94, 4, 0, 0]),
 });
 
 const tcpSegment = fc.record({ sport: port, dport: port, seq: fc.nat({ max: 0xffffffff }), ack: fc.nat({ max: 0xffffffff }), flags: tcpFlags, window: fc.nat({ max: 65535 }), options: fc.constantFrom([], [2, 4, 5, 0xb4], [2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 1, 1], [1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 9]), data }).map(
@@ -582,7 +605,7 @@ function frameOf(link: { to: string; from: number[]; tags: number[] }, nic: numb
   return [...dst, ...link.from, ...tags, ...be16(etherType), ...payload];
 }
 
-type Step = { kind: 'frames'; nic: number; frames: number[][] } | { kind: 'advance'; ms: number } | ReplyStep;
+type Step = { kind: 'frames'; nic: number; frames: number[][] } | { kind: 'advance'; ms: number } | ReplyStep | ConnectStep;
 
 /** Where a plausible packet comes from: the NIC and tag of a host's segment, and its addresses. */
 const ORIGINS: readonly { nic: number; tags: number[]; sources: number[] }[] = [
@@ -594,9 +617,8 @@ const ORIGINS: readonly { nic: number; tags: number[]; sources: number[] }[] = [
 
 /** The same datagram (20-byte header) from another source, checksums made right again. */
 function fromSource(datagram: number[], src: number): number[] {
-  const b = datagram;
-  const fields = { src, dst: u32(Uint8Array.from(b), 16), protocol: b[9]!, ttl: b[8]!, id: (b[4]! << 8) | b[5]!, df: (b[6]! & 0x40) !== 0, tos: b[1]! };
-  return ipv4Datagram(fields, b.slice(20));
+  const hl = (datagram[0]! & 15) * 4;
+  return ipv4Datagram({ ...fieldsOf(datagram), src }, datagram.slice(hl));
 }
 
 const frameStep: fc.Arbitrary<Step> = fc
@@ -669,7 +691,15 @@ function replyFrame(bench: Bench, r: ReplyStep): { nic: number; frame: Uint8Arra
     return h !== null && h.firstFragment && !isBroadcastMac(f);
   });
   if (candidates.length === 0) return null;
-  const [nic, sent] = candidates[r.pick % candidates.length]!;
+  // Mostly one of the latest: a conversation goes on from where it is.
+  const recent = Math.min(candidates.length, 6);
+  const at = r.pick % 4 === 0 ? r.pick % candidates.length : candidates.length - 1 - (r.pick % recent);
+  const [nic, sent] = candidates[at]!;
+  return answer(nic, sent, r);
+}
+
+/** The frame `r` describes, answering `sent`, which left NIC `nic`. */
+function answer(nic: number, sent: Uint8Array, r: ReplyStep): { nic: number; frame: Uint8Array } | null {
   const link = linkOf(sent)!;
   const h = ipv4At(sent, link.l3)!;
   const l4 = link.l3 + h.ihl;
@@ -705,11 +735,40 @@ function replyFrame(bench: Bench, r: ReplyStep): { nic: number; frame: Uint8Arra
   return { nic, frame: Uint8Array.from(frame) };
 }
 
+/**
+ * A client of the load balancer on lan: a SYN to its port, then, answering
+ * the SYN-ACK, the ACK with the first bytes of a request.
+ */
+const connectStep = fc.record({
+  kind: fc.constant('connect' as const),
+  client: fc.constantFrom(ip('10.30.0.5'), ip('10.30.0.9')),
+  sport: fc.integer({ min: 1024, max: 65535 }),
+  isn: fc.nat({ max: 0xffffffff }),
+  id: fc.integer({ min: 0x8000, max: 0xffff }),
+  request: fc.array(fc.nat({ max: 255 }), { minLength: 1, maxLength: 300 }),
+});
+type ConnectStep = typeof connectStep extends fc.Arbitrary<infer T> ? T : never;
+
+function connect(bench: Bench, c: ConnectStep, injected: Injected): void {
+  const syn = ipv4Datagram({ src: c.client, dst: LAN, protocol: 6, ttl: 64, id: c.id, df: true, tos: 0 }, [...be16(c.sport), 0, 80, ...be32(c.isn), 0, 0, 0, 0, 0x60, 0x02, 0xff, 0xff, 0, 0, 0, 0, 2, 4, 5, 0xb4]);
+  const frame = Uint8Array.from(frameOf({ to: 'appliance', from: neighbourMac(c.client), tags: [] }, 2, 0x0800, syn));
+  recordInjected(frame, injected);
+  bench.inject(2, frame);
+  const isSynAck = ([nic, f]: [number, Uint8Array]): boolean => nic === 2 && f.length >= 54 && f[23] === 6 && u32(f, 30) === c.client && u16(f, 36) === c.sport && (f[47]! & 0x12) === 0x12;
+  const synAck = [...bench.sent].reverse().find(isSynAck);
+  if (!synAck) return;
+  const ack = answer(2, synAck[1], { kind: 'reply', pick: 0, how: 'reverse', tcp: 'data', icmp: [3, 3], fromRouter: false, isn: 0, id: (c.id + 1) & 0xffff, data: c.request, mutations: [] });
+  if (!ack) return;
+  recordInjected(ack.frame, injected);
+  bench.inject(ack.nic, ack.frame);
+}
+
 const isBroadcastMac = (f: Uint8Array): boolean => (f[0]! & 1) === 1;
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 5, arbitrary: frameStep },
   { weight: 3, arbitrary: replyStep },
+  { weight: 1, arbitrary: connectStep },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(10, 50, 200, 1000, 3000, 6000, 16_000, 61_000) }) },
 );
 
@@ -732,6 +791,10 @@ function play(bench: Bench, injected: Injected, steps: readonly Step[]): void {
   for (const s of steps) {
     if (s.kind === 'advance') {
       bench.advance(s.ms);
+      continue;
+    }
+    if (s.kind === 'connect') {
+      connect(bench, s, injected);
       continue;
     }
     if (s.kind === 'reply') {
@@ -758,6 +821,10 @@ function counterProblems(bench: Bench, v: Variant): string[] {
   const stats = bench.appliance.statistics();
   // Every frame counted as sent left a NIC, and no other.
   if (stats['frames_tx'] !== bench.sentCount) problems.push(`frames_tx ${stats['frames_tx']}, but ${bench.sentCount} frames left the NICs`);
+  // The Load_balancer's session_limit 2 and wait_queue_limit 4 hold.
+  if (stats['lb.sessions_open']! > 2 || stats['lb.sessions_open']! > stats['lb.sessions_total']!) problems.push(`${stats['lb.sessions_open']} load-balancer sessions open`);
+  if (stats['lb.waiting']! > 4) problems.push(`${stats['lb.waiting']} clients waiting`);
+  if (stats['lb.nodes_up']! + stats['lb.nodes_down']! > 2) problems.push('more nodes up and down than the pool has');
   const entries = bench.appliance.conntrack!.size;
   if (entries > v.limit) problems.push(`${entries} conntrack entries, limit ${v.limit}`);
   return problems;
@@ -791,13 +858,14 @@ describe('a booted appliance under hostile frames', () => {
         expect(bench.violations).toEqual([]);
         expect(counterProblems(bench, v)).toEqual([]);
         tally(bench, seen);
+        if (bench.appliance.statistics()['lb.sessions_total']! > 0) seen.set('load-balancer session', (seen.get('load-balancer session') ?? 0) + 1);
         if (process.env.NACL_FUZZ_DEBUG) for (const [k, n] of Object.entries(bench.appliance.statistics())) if (k.includes('drop') || k.includes('fwd')) seen.set(k, (seen.get(k) ?? 0) + n);
         bench.appliance.stop();
       }),
       { numRuns: RUNS, seed: SEED, endOnFailure: true },
     );
     if (process.env.NACL_FUZZ_RUNS) console.log(Object.fromEntries(seen));
-    const kinds = ['ARP', 'VLAN-tagged', 'fragment', 'forwarded', 'forwarded, masqueraded', 'forwarded, dnat', 'ICMP error', 'load balancer to a node', 'syslog'];
+    const kinds = ['ARP', 'VLAN-tagged', 'fragment', 'forwarded', 'forwarded, masqueraded', 'forwarded, dnat', 'ICMP error', 'load balancer to a node', 'load-balancer session', 'syslog'];
     expect(kinds.filter((k) => !seen.has(k))).toEqual([]);
   }, Math.max(60_000, RUNS * 50));
 
