@@ -384,8 +384,18 @@ function frameCheck(injected: Injected, mtus: readonly number[]): Check {
     if (!h.fragment && !injected.unchecked.has(key) && !l4ChecksumOk(frame, h)) return `bad protocol ${h.protocol} checksum`;
     // Only a first fragment starts with the ICMP header (an ICMP error fragmented for a small MTU).
     if (!forwarded && h.protocol === 1 && h.firstFragment) return icmpErrorProblem(frame, h);
+    if (!forwarded && h.protocol === 17 && !h.fragment) return syslogProblem(frame, h);
     return null;
   };
+}
+
+/** A syslog datagram the appliance made must be RFC 5424 with facility user (PRI 8-15), as the README says. */
+function syslogProblem(frame: Uint8Array, h: Ipv4): string | null {
+  const l4 = h.l3 + h.ihl;
+  if (u16(frame, l4 + 2) !== 514) return null;
+  const text = Buffer.from(frame.subarray(l4 + 8, h.l3 + h.total)).toString('latin1');
+  const pri = /^<(\d{1,3})>1 /.exec(text);
+  return pri && Number(pri[1]) >= 8 && Number(pri[1]) <= 15 ? null : `syslog datagram ${JSON.stringify(text.slice(0, 40))}`;
 }
 
 function icmpErrorProblem(frame: Uint8Array, h: Ipv4): string | null {
