@@ -354,10 +354,16 @@ function recordInjected(frame: Uint8Array, into: Injected): void {
 }
 
 /**
- * The invariants on one emitted frame. A packet whose protocol and IP
- * identification no injected packet had cannot be a forwarded one: the
- * appliance made it, so it must come from one of its own addresses, carry a
- * correct L4 checksum, and not be an ICMP error RFC 1812 4.3.2.7 forbids.
+ * The invariants on one emitted frame: from the NIC's MAC, tagged exactly
+ * when it leaves the trunk and only with a configured VLAN, a sound ARP or
+ * IPv4 header, within the link's MTU, no source the forward Filter drops,
+ * nothing leaving masquerading wan from an inside address unless it is a
+ * reply. A packet whose protocol and IP identification no injected packet
+ * had cannot be a forwarded one: the appliance made it, so it must come
+ * from one of its own addresses, carry a correct L4 checksum, not be an
+ * ICMP error RFC 1812 4.3.2.7 forbids, and be RFC 5424 if it is syslog.
+ * Forwarded packets must keep a correct L4 checksum through NAT when they
+ * arrived with one.
  */
 function frameCheck(injected: Injected, mtus: readonly number[]): Check {
   return (frame, nic) => {
