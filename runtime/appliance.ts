@@ -920,6 +920,8 @@ export class Appliance {
       this.arpRetryAt = Infinity;
       this.now = this.clockNow();
       for (const inet of this.ifaces.values()) this.arpActions(inet, inet.arp.tick(this.now));
+      // A next hop that answered or failed may have been what the timer was for: the others' retries still need it.
+      this.armArpRetry();
       this.flush();
     });
   }

@@ -123,6 +123,24 @@ describe('a router with a firewall, on a simulated network', () => {
     sim.settle(1000);
     expect(requests()).toBe(3);
   });
+
+  it('re-sends an ARP request 1 s after the last when the next hop its one-shot timer was armed for has answered meanwhile', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    sim.host('b', 1, '10.1.0.9', 24, '10.1.0.1');
+    sim.settle(500);
+    const before = sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx;
+    const requests = () => sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx - before;
+    // b answers at once: the retry timer armed for it (due at 1.5 s) finds nothing to do.
+    a.udp('10.1.0.9', 5000, 'hello b');
+    sim.settle(200);
+    expect(requests()).toBe(1);
+    a.udp('10.1.0.77', 5000, 'nobody home');
+    sim.settle();
+    expect(requests()).toBe(2);
+    sim.settle(1000);
+    expect(requests()).toBe(3);
+  });
 });
 
 const TWO_FILTERS = `
