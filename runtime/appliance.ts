@@ -751,6 +751,14 @@ export class Appliance {
       inet.counters.output_dropped++;
       return;
     }
+    // A reply of ours to a flow whose source NAT changed (a port forward to this appliance given a new
+    // source port on a clash) goes back to the original source, as prerouting's reverse step does for
+    // forwarded replies - before the route lookup, which needs the real destination.
+    if (handle >= 0 && this.nat && !this.nat.dnatTranslate(pkt, handle)) {
+      inet.counters.output_dropped++;
+      inet.drop('dnat-translate-failed');
+      return;
+    }
     const dst = ipv4Dst(pkt.bytes, pkt.l3);
     // The limited broadcast stays on its link (RFC 1812 5.3.5.1): DHCP before there is an address.
     if (inet.forwards && this.routes && dst !== 0xffffffff) return this.forward(inet, pkt, handle, true);

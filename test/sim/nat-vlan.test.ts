@@ -73,6 +73,33 @@ Nat::UDP one_socket { snat(198.51.100.10, 7000) }
     expect(outside.received.map((r) => [r.src, r.sport])).toEqual([['198.51.100.10', 7000]]);
     expect(sim.appliance.statistics()['nat.conflicts']).toBe(1);
   });
+
+  it('answers both port forwards to its own service from one client socket at the port the client used', () => {
+    // Ports 8080 and 8081 both forwarded to the load balancer's port 80: the second flow gets a new source port.
+    const sim = new Sim(
+      `
+Iface outside { index: 0, address: 10.20.17.71, netmask: 255.255.255.0, prerouting: fwd }
+Iface inside { index: 1, address: 10.20.18.71, netmask: 255.255.255.0 }
+Load_balancer lb {
+  layer: tcp,
+  clients: { iface: outside, port: 80, wait_queue_limit: 10, session_limit: 10 },
+  servers: { iface: inside, algorithm: round_robin, pool: [ { address: 10.20.18.81, port: 80 } ] }
+}
+Nat::TCP fwd { if (tcp.dport == 8080 or tcp.dport == 8081) { dnat(10.20.17.71, 80) } }
+`,
+      2,
+    );
+    const client = sim.host('client', 0, '10.20.17.5', 24);
+    client.syn('10.20.17.71', 8080, 40000);
+    client.syn('10.20.17.71', 8081, 40000);
+    sim.settle();
+    expect(sim.appliance.statistics()['nat.source_ports_remapped']).toBe(1);
+    // SYN-ACKs from the ports the client connected to, to the port it sent from.
+    expect(client.received.map((r) => [r.src, r.sport, r.dport, r.detail & 0x17])).toEqual([
+      ['10.20.17.71', 8080, 40000, 0x12],
+      ['10.20.17.71', 8081, 40000, 0x12],
+    ]);
+  });
 });
 
 const VLANS = `
