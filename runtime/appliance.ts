@@ -153,6 +153,8 @@ export class Appliance {
   /** A one-shot timer for the soonest ARP retry (ArpCache.nextRetryAt), and when it fires. */
   private arpRetryTimer: unknown;
   private arpRetryAt = Infinity;
+  /** After stop(): frames still arriving while the drivers close must not arm the one-shot timers again. */
+  private stopped = false;
   private icmpTokens = 100;
   private icmpRefill = 0;
   private inBatch = false;
@@ -285,6 +287,7 @@ export class Appliance {
 
   /** Attaches to the NICs, applies addresses, starts timers. */
   start(): void {
+    this.stopped = false;
     this.now = this.clockNow();
     for (const port of this.ports) port.nic.onReceive((frames) => this.receiveBatch(port, frames));
     for (const inet of this.ifaces.values()) this.configureIface(inet);
@@ -340,6 +343,7 @@ export class Appliance {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const t of this.timers) this.env.clock.clearTimer(t);
     this.timers.length = 0;
     if (this.tcpDeadlineTimer !== undefined) this.env.clock.clearTimer(this.tcpDeadlineTimer);
@@ -864,7 +868,7 @@ export class Appliance {
   private armTcpDeadline(): void {
     let soonest = Infinity;
     for (const stack of this.tcpStacks) if (stack.soonest !== undefined && stack.soonest < soonest) soonest = stack.soonest;
-    if (soonest >= this.tcpDeadlineAt || soonest === Infinity) return;
+    if (soonest >= this.tcpDeadlineAt || soonest === Infinity || this.stopped) return;
     if (this.tcpDeadlineTimer !== undefined) this.env.clock.clearTimer(this.tcpDeadlineTimer);
     this.tcpDeadlineAt = soonest;
     this.tcpDeadlineTimer = this.env.clock.setTimer(Math.max(1, Math.ceil(soonest - this.clockNow())), () => {
@@ -920,7 +924,7 @@ export class Appliance {
   private armArpRetry(): void {
     let soonest = Infinity;
     for (const inet of this.ifaces.values()) soonest = Math.min(soonest, inet.arp.nextRetryAt);
-    if (soonest >= this.arpRetryAt) return;
+    if (soonest >= this.arpRetryAt || this.stopped) return;
     if (this.arpRetryTimer !== undefined) this.env.clock.clearTimer(this.arpRetryTimer);
     this.arpRetryAt = soonest;
     this.arpRetryTimer = this.env.clock.setTimer(Math.max(1, Math.ceil(soonest - this.clockNow())), () => {

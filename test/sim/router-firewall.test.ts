@@ -141,6 +141,17 @@ describe('a router with a firewall, on a simulated network', () => {
     sim.settle(1000);
     expect(requests()).toBe(3);
   });
+
+  it('arms no ARP retry timer once stopped, for a frame that arrives while its drivers close', () => {
+    const sim = new Sim(ROUTER);
+    const a = sim.host('a', 0, '10.0.0.5', 24, '10.0.0.1');
+    sim.appliance.stop();
+    const before = sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx;
+    a.udp('10.1.0.77', 5000, 'late');
+    sim.settle(5000);
+    // The frame itself still asks once; nothing runs on a timer after stop().
+    expect(sim.appliance.ifaces.get('wan')!.counters.arp_requests_tx - before).toBe(1);
+  });
 });
 
 const TWO_FILTERS = `
