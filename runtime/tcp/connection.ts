@@ -971,8 +971,12 @@ export class TcpConnection {
     this.#inRecovery = true;
     if (this.#opts.lossCounters) this.#opts.lossCounters.fast_recoveries++;
     // RFC 6675 5 (4.2): the first segment goes again at once; #output sends the rest the pipe allows.
-    this.#highRxt = this.#retransmitAt(this.#sndUna, this.#mss);
-    this.#rxtMark = this.#sndMax;
+    // Unless it already went again: an ACK ending one recovery can start the next (RACK marked bytes
+    // sent during it lost) while their resend is on its way - #retransmitLost resends it if that is lost.
+    if (this.#highRxt === 0) {
+      this.#highRxt = this.#retransmitAt(this.#sndUna, this.#mss);
+      this.#rxtMark = this.#sndMax;
+    }
     this.#cwnd = this.#sackOk ? this.#ssthresh : this.#ssthresh + threshold * this.#mss;
   }
 

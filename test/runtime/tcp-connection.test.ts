@@ -1191,6 +1191,28 @@ describe('TCP connection: RACK loss detection and window growth', () => {
     expect(sentSince(mark)).toHaveLength(3);
   });
 
+  it('does not resend a segment whose retransmission is still on its way when the ACK that ends one recovery starts the next', () => {
+    const { ack, sentSince, loss } = sender(0);
+    ack(1, 1);
+    ack(2, 2);
+    ack(3, 3);
+    expect(sentSince(0)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    ack(4, 3, [4, 5]); // 3 lost: recovery up to segment 8, 3 resent
+    ack(5, 3, [4, 6]);
+    ack(6, 3, [4, 7]);
+    ack(7, 3, [4, 8]);
+    ack(8, 3, [4, 9]);
+    expect(sentSince(0)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 3, 9, 10]);
+    // 9, sent in recovery, is lost too (10 arrived): resent, with 3 again (10 went after its resend).
+    ack(9, 3, [4, 9], [10, 11]);
+    const mark = sentSince(0).length;
+    expect(sentSince(0).slice(12)).toContain(9);
+    // The resent 3 arrives, ending the recovery; 9's resend is still on its way, and nothing says it is lost.
+    ack(10, 9, [10, 11]);
+    expect(sentSince(mark)).not.toContain(9);
+    expect(loss.segments_retransmitted).toBe(3);
+  });
+
   it('sends its tail loss probe two round trips after the last ACK even when they take under 10 ms (RFC 8985 7.2)', () => {
     const { conn, loss } = sender(1);
     expect(conn.shortTimeout).toBe(3);
