@@ -40,6 +40,8 @@ export const CHECK_INTERVAL = 30_000;
 export const WAIT_TIMEOUT = 60_000;
 /** How often open sessions are checked for the idle timeout: it is meant in seconds, and a scan visits them all. */
 export const IDLE_SCAN_INTERVAL = 1_000;
+/** How soon a connect that found no free ephemeral port (a queued client's, or a check's) is tried again (ms). */
+export const PORT_RETRY = 50;
 
 export interface LoadBalancerHost {
   readonly clients: TcpStack;
@@ -120,6 +122,8 @@ export class LoadBalancer {
   /** Sessions not yet ended, for the idle timeout. */
   private readonly open = new Set<Session>();
   private nextIdleScan = 0;
+  /** When clients queued for want of an ephemeral port are tried again (Infinity: none is). */
+  private portRetryAt = Infinity;
 
   constructor(
     private readonly ir: IrLoadBalancer,
@@ -143,7 +147,22 @@ export class LoadBalancer {
     for (const node of this.nodes) this.check(node);
   }
 
-  /** Health checks and wait timeouts that are due. */
+  /**
+   * When tick() next has something to do (ms; Infinity for nothing): the host
+   * calls it then, rather than on a period, so an idle balancer sleeps
+   * between its node checks. Cheap enough for the host to ask after every
+   * batch of frames: a loop over the pool, which is small.
+   */
+  nextDeadline(): number {
+    let next = Infinity;
+    for (const node of this.nodes) if (node.state === 'down' && !node.checking && node.nextCheck < next) next = node.nextCheck;
+    if (this.queue.length > 0) next = Math.min(next, this.queue[0]!.since + WAIT_TIMEOUT, this.portRetryAt);
+    const idle = this.host.idleTimeout;
+    if (idle !== undefined && idle > 0 && this.open.size > 0 && this.nextIdleScan < next) next = this.nextIdleScan;
+    return next;
+  }
+
+  /** Health checks, wait timeouts, port retries and idle scans that are due (nextDeadline). */
   tick(now: number): void {
     for (const node of this.nodes) if (node.state === 'down' && !node.checking && now >= node.nextCheck) this.check(node);
     while (this.queue.length > 0 && now - this.queue[0]!.since >= WAIT_TIMEOUT) {
@@ -153,6 +172,7 @@ export class LoadBalancer {
     }
     // Clients queued when no connection could be made (every port taken) are
     // retried here: nothing else would wake them once no session is left to end.
+    if (now >= this.portRetryAt) this.portRetryAt = Infinity;
     if (this.queue.length > 0) this.drain();
     const idle = this.host.idleTimeout;
     if (idle !== undefined && idle > 0 && now >= this.nextIdleScan) {
@@ -160,6 +180,11 @@ export class LoadBalancer {
       for (const session of this.open) if (now - lastProgress(session) >= idle) this.resetIdle(session);
     }
     this.counters.waiting = this.queue.length;
+  }
+
+  /** Sets a node's state, and the counts of nodes up and down: read at any time, not only after a tick. */
+  private setState(node: Node, state: Node['state']): void {
+    node.state = state;
     this.counters.nodes_up = this.nodes.filter((n) => n.state === 'up').length;
     this.counters.nodes_down = this.nodes.filter((n) => n.state === 'down').length;
   }
@@ -240,7 +265,7 @@ export class LoadBalancer {
       if (abandoned) return this.abandonedConnect(node, backend!, e);
       if (e.kind === 'connected') {
         node.connecting--;
-        node.state = 'up';
+        this.setState(node, 'up');
         session = this.splice(waiting, backend!, node);
         // Whatever the client sent while it waited.
         this.pump(session, client.connection, backend!.connection, 'client');
@@ -265,6 +290,7 @@ export class LoadBalancer {
     if (!backend) {
       node.connecting--;
       this.counters.backend_connect_failures++;
+      this.portRetryAt = Math.min(this.portRetryAt, this.host.now() + PORT_RETRY);
       return false;
     }
     client.onEvent = (e) => {
@@ -286,7 +312,7 @@ export class LoadBalancer {
   private abandonedConnect(node: Node, backend: TcpSocket, e: TcpEvent): void {
     if (e.kind === 'connected') {
       node.connecting--;
-      node.state = 'up';
+      this.setState(node, 'up');
       backend.onEvent = ignore;
       backend.connection.close();
     } else if (e.kind === 'reset' || e.kind === 'closed') {
@@ -420,7 +446,7 @@ export class LoadBalancer {
 
   private markDown(node: Node): void {
     if (node.state !== 'down') this.host.log(`[ NaCl LB ] node ${node.label} is down`);
-    node.state = 'down';
+    this.setState(node, 'down');
     node.nextCheck = this.host.now() + CHECK_RETRY;
   }
 
@@ -432,7 +458,7 @@ export class LoadBalancer {
       if (e.kind === 'connected') {
         node.checking = false;
         if (node.state === 'down') this.host.log(`[ NaCl LB ] node ${node.label} is up`);
-        node.state = 'up';
+        this.setState(node, 'up');
         socket?.connection.close();
         this.drain();
       } else if ((e.kind === 'reset' || e.kind === 'closed') && node.checking) {
@@ -442,7 +468,10 @@ export class LoadBalancer {
         if (wasDown) node.nextCheck = this.host.now() + CHECK_INTERVAL;
       }
     });
-    if (!socket) node.checking = false;
+    if (!socket) {
+      node.checking = false;
+      node.nextCheck = this.host.now() + PORT_RETRY;
+    }
   }
 }
 

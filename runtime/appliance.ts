@@ -106,8 +106,6 @@ const CT_NAMES = ['invalid', 'new', 'established', 'related'];
  * 65536 counters to the statistics and /metrics.
  */
 const DROPPED_ETHERTYPES = new Map<number, string>([0x86dd, 0x88a8, 0x9100, 0x88cc, 0x8847, 0x8863, 0x8864].map((t) => [t, `ethertype-${t.toString(16)}`]));
-/** How often the TCP connections' timers (retransmission, TIME-WAIT) and the load balancer run. */
-const TCP_TICK_MS = 50;
 
 /** The key of a NIC in ApplianceEnv.nics for an Iface. */
 export function nicKey(nic: IrIface['nic']): string {
@@ -147,7 +145,7 @@ export class Appliance {
   private now = 0;
   private current: Packet = this.pkt;
   private readonly timers: unknown[] = [];
-  /** A one-shot timer for a TCP deadline sooner than the next tick (TcpStack.soonest), and when it fires. */
+  /** The one-shot timer for the soonest TCP or load-balancer deadline (armTcpDeadline), and when it fires. */
   private tcpDeadlineTimer: unknown;
   private tcpDeadlineAt = Infinity;
   /** A one-shot timer for the soonest ARP retry (ArpCache.nextRetryAt), and when it fires. */
@@ -311,10 +309,6 @@ export class Appliance {
     lb.start();
     const idle = this.env.lbIdleTimeout ? `, idle timeout ${this.env.lbIdleTimeout / 1000} s` : '';
     this.env.log(`[ NaCl LB ] ${ir.name}: clients on ${ir.clients.iface} port ${ir.clients.port}, ${ir.servers.pool.length} nodes via ${ir.servers.iface} (${ir.servers.algorithm})${idle}`);
-    this.every(TCP_TICK_MS, () => {
-      for (const stack of this.tcpStacks) stack.tick(this.now);
-      lb.tick(this.now);
-    });
   }
 
   /** The Iface's TCP endpoints; its ephemeral ports are shared with masquerade on the same address. */
@@ -861,21 +855,28 @@ export class Appliance {
   }
 
   /**
-   * TCP timers run on the 50 ms tick, except a deadline a connection says
-   * is sooner (a tail loss probe a few round trips away): for that, one
-   * one-shot timer, moved earlier when a sooner one comes.
+   * Every TCP timer (retransmission, persist, TIME-WAIT, probes) and the load
+   * balancer's (checks, waits) runs from one one-shot timer, armed for the
+   * soonest deadline of them all and moved earlier when a sooner one comes:
+   * a deadline is served within a millisecond or two, and an idle appliance
+   * does not wake for nothing (a 50 ms tick did both worse). A deadline
+   * moved later costs one early wake, after which the stacks know better.
+   * Runs after every batch: a look at each stack's soonest and the
+   * balancer's, never at the connections.
    */
   private armTcpDeadline(): void {
-    let soonest = Infinity;
-    for (const stack of this.tcpStacks) if (stack.soonest !== undefined && stack.soonest < soonest) soonest = stack.soonest;
-    if (soonest >= this.tcpDeadlineAt || soonest === Infinity || this.stopped) return;
+    let soonest = this.lb ? this.lb.nextDeadline() : Infinity;
+    for (const stack of this.tcpStacks) if (stack.soonest < soonest) soonest = stack.soonest;
+    if (soonest >= this.tcpDeadlineAt || this.stopped) return;
     if (this.tcpDeadlineTimer !== undefined) this.env.clock.clearTimer(this.tcpDeadlineTimer);
     this.tcpDeadlineAt = soonest;
+    // At least 1 ms: a deadline already past runs at the next turn, never in a loop of 0 ms timers.
     this.tcpDeadlineTimer = this.env.clock.setTimer(Math.max(1, Math.ceil(soonest - this.clockNow())), () => {
       this.tcpDeadlineTimer = undefined;
       this.tcpDeadlineAt = Infinity;
       this.now = this.clockNow();
       for (const stack of this.tcpStacks) stack.tick(this.now);
+      this.lb?.tick(this.now);
       this.flush();
     });
   }

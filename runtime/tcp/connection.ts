@@ -47,9 +47,10 @@ export interface TcpConnectionOptions {
   /** Whether to offer and accept SACK (RFC 2018), default true. */
   sack?: boolean;
   /**
-   * Told the time of a timer that may fall due long before a periodic tick
-   * would notice (a tail loss probe, due in a few round trips): the host
-   * should call tick() then.
+   * Told the time of every timer the connection arms (retransmission,
+   * persist, connect, TIME-WAIT, tail loss probe, reordering window): the
+   * host should call tick() then. A timer stopped or moved later is not
+   * told; the host finds that out at the tick, from nextTimer().
    */
   timerArmed?(at: number): void;
   /** Loss and recovery counts, added to as they happen (the stack's counters); default none kept. */
@@ -498,7 +499,7 @@ export class TcpConnection {
   /** Active open: sends a SYN with our MSS. */
   static connect(opts: TcpConnectionOptions): TcpConnection {
     const c = new TcpConnection(opts, 'syn-sent');
-    c.#connectAt = c.#now + positive(opts.connectTimeout, 10_000);
+    c.#connectAt = c.#armed(c.#now + positive(opts.connectTimeout, 10_000));
     c.#sendSyn();
     c.#updateTimers();
     return c;
@@ -692,10 +693,7 @@ export class TcpConnection {
     this.#flush();
   }
 
-  /**
-   * When a tail loss probe or the end of a reordering window (RFC 8985) is
-   * due, if one is armed: sooner than a host's periodic tick may notice.
-   */
+  /** When a tail loss probe or the end of a reordering window (RFC 8985) is due, if one is armed. */
   get shortTimeout(): number | undefined {
     return earliest(this.#probeTimeoutAt, this.#rackAt);
   }
@@ -761,7 +759,7 @@ export class TcpConnection {
     }
     if (this.#state === 'time-wait' && flags & Fin) {
       // The peer did not get our ACK of its FIN.
-      this.#timeWaitAt = this.#now + this.#timeWaitMs();
+      this.#timeWaitAt = this.#armed(this.#now + this.#timeWaitMs());
       this.#sendAck();
       return;
     }
@@ -1049,8 +1047,7 @@ export class TcpConnection {
     } else if (this.#rackAt === undefined) {
       // The deadline counts from this ACK, not from when the bytes went: a little late, never early.
       this.#rackPending = sentBefore;
-      this.#rackAt = this.#now + wait;
-      this.#opts.timerArmed?.(this.#rackAt);
+      this.#rackAt = this.#armed(this.#now + wait);
     }
   }
 
@@ -1425,6 +1422,12 @@ export class TcpConnection {
     }
   }
 
+  /** A deadline just set, told to the host (timerArmed), which wakes the connection for it. */
+  #armed(at: number): number {
+    this.#opts.timerArmed?.(at);
+    return at;
+  }
+
   #retransmitTimeout(): void {
     const handshake = this.#state === 'syn-sent' || this.#state === 'syn-received';
     if (this.#retries >= (handshake ? MAX_SYN_RETRIES : MAX_DATA_RETRIES)) {
@@ -1472,8 +1475,7 @@ export class TcpConnection {
     const pto = Math.max(MIN_PTO, 2 * (this.#srtt ?? INITIAL_RTO / 2));
     if (this.#rtoAt !== undefined && this.#now + pto >= this.#rtoAt) return;
     if (this.#probeTimeoutAt !== undefined) return;
-    this.#probeTimeoutAt = this.#now + pto;
-    this.#opts.timerArmed?.(this.#probeTimeoutAt);
+    this.#probeTimeoutAt = this.#armed(this.#now + pto);
   }
 
   /** RFC 8985 7.3: a new segment if the peer's window takes one, else the last one sent again, to draw an ACK with SACK blocks. */
@@ -1515,14 +1517,14 @@ export class TcpConnection {
     if (this.#state === 'closed') return;
     if (seqGt(this.#sndNxt, this.#sndUna)) {
       this.#persistAt = undefined;
-      this.#rtoAt ??= this.#now + this.#rto;
+      this.#rtoAt ??= this.#armed(this.#now + this.#rto);
       this.#armTailLossProbe();
       return;
     }
     this.#rtoAt = undefined;
     this.#probeTimeoutAt = undefined;
     this.#rackAt = undefined;
-    if (this.#canSend() && this.#unsent() > 0) this.#persistAt ??= this.#now + Math.max(MIN_RTO, this.#persistBackoff);
+    if (this.#canSend() && this.#unsent() > 0) this.#persistAt ??= this.#armed(this.#now + Math.max(MIN_RTO, this.#persistBackoff));
     else {
       this.#persistAt = undefined;
       this.#probesUnanswered = 0;
@@ -1550,7 +1552,7 @@ export class TcpConnection {
       return;
     }
     this.#state = 'time-wait';
-    this.#timeWaitAt = this.#now + this.#timeWaitMs();
+    this.#timeWaitAt = this.#armed(this.#now + this.#timeWaitMs());
     this.#rtoAt = undefined;
     this.#persistAt = undefined;
     this.#probeTimeoutAt = undefined;

@@ -58,7 +58,11 @@ export const SYN_BACKLOG = 1024;
  */
 export const MAX_TIME_WAIT = 16384;
 
-/** How often the connections in TIME-WAIT are looked at (ms): the most it may run over its minute. */
+/**
+ * How often the connections in TIME-WAIT are looked at, at most (ms): the most one may run over
+ * its minute. A busy balancer ends thousands a second, each due at its own millisecond; one scan
+ * visits them all, so they end in batches rather than with a wake-up each.
+ */
 export const TIME_WAIT_SCAN_MS = 1000;
 
 /**
@@ -132,7 +136,9 @@ export class TcpStack {
   private timeWaitHead = 0;
   /** The entries not in TIME-WAIT, whose timers run at every tick. */
   private readonly active = new Set<Entry>();
-  private timeWaitScanAt = 0;
+  /** When the connections in TIME-WAIT are next looked at (Infinity while none is), and were last. */
+  private timeWaitScanAt = Infinity;
+  private timeWaitScannedAt = -Infinity;
   private readonly acksHeld: TcpConnection[] = [];
   private readonly secret: Uint32Array;
 
@@ -265,27 +271,47 @@ export class TcpStack {
   }
 
   /**
-   * The earliest tail-loss-probe or reordering-window deadline of a connection, which a periodic
-   * tick may be too coarse for: kept up to date by timerArmed and by tick().
+   * No connection has a deadline before this (ms; Infinity when none has one): when the host
+   * should call tick(). Lowered as connections arm timers (timerArmed), so it costs nothing per
+   * segment; a timer stopped or moved later leaves it early, and the tick that then finds nothing
+   * due sets it anew from the connections' own deadlines.
    */
-  soonest: number | undefined;
+  soonest = Infinity;
 
   /** Runs the connections' timers that are due. */
   tick(now: number): void {
-    // Sets and Maps iterate safely while entries that end are deleted from them. The probes
-    // still pending set the next soonest: one re-armed since it was announced would be missed.
-    let soonest: number | undefined;
+    if (now < this.soonest) return;
+    // Set from scratch, but in the field: a connection whose timer a handler arms during the loop
+    // (the balancer writing to the other side of a session) lowers it, even one already visited.
+    // Sets and Maps iterate safely while entries that end are deleted from them.
+    this.soonest = Infinity;
     for (const entry of this.active) {
       runTimers(entry, now);
-      const probe = entry.socket.connection.shortTimeout;
-      if (probe !== undefined && (soonest === undefined || probe < soonest)) soonest = probe;
+      const next = entry.socket.connection.nextTimer();
+      if (next !== undefined && next < this.soonest) this.soonest = next;
     }
-    this.soonest = soonest;
-    // TIME-WAIT has one timer, which only ends the connection: a second late is no harm, and a busy
-    // balancer holds thousands, which a scan every tick would visit twenty times a second.
-    if (now < this.timeWaitScanAt) return;
-    this.timeWaitScanAt = now + TIME_WAIT_SCAN_MS;
-    for (const entry of this.entries.values()) if (entry.timeWait) runTimers(entry, now);
+    if (now >= this.timeWaitScanAt) {
+      this.timeWaitScannedAt = now;
+      this.timeWaitScanAt = Infinity;
+      let next = Infinity;
+      for (const entry of this.entries.values()) {
+        if (!entry.timeWait) continue;
+        runTimers(entry, now);
+        const due = entry.timeWait ? entry.socket.connection.nextTimer() : undefined;
+        if (due !== undefined && due < next) next = due;
+      }
+      if (next !== Infinity) this.timeWaitScanAt = Math.min(this.timeWaitScanAt, Math.max(next, now + TIME_WAIT_SCAN_MS));
+    }
+    if (this.timeWaitScanAt < this.soonest) this.soonest = this.timeWaitScanAt;
+  }
+
+  /** A connection armed a timer for `at`; one in TIME-WAIT waits for the next scan of them all. */
+  private timerArmed(entry: Entry, at: number): void {
+    if (entry.timeWait) {
+      at = Math.max(at, this.timeWaitScannedAt + TIME_WAIT_SCAN_MS);
+      if (at < this.timeWaitScanAt) this.timeWaitScanAt = at;
+    }
+    if (at < this.soonest) this.soonest = at;
   }
 
   private open(
@@ -314,9 +340,7 @@ export class TcpStack {
       sendBufferLimit: CONNECTION_BUFFER,
       receiveBufferLimit: CONNECTION_BUFFER,
       lossCounters: this.counters,
-      timerArmed: (at) => {
-        if (this.soonest === undefined || at < this.soonest) this.soonest = at;
-      },
+      timerArmed: (at) => this.timerArmed(entry, at),
       isn,
       send: (segment) => this.host.send(remoteAddress, segment),
       event: (e) => this.event(k, entry, e),

@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { PortAllocator } from '../../runtime/port-allocator.ts';
-import { CHECK_INTERVAL, CHECK_RETRY, LoadBalancer, WAIT_TIMEOUT } from '../../appliances/load-balancer.ts';
+import { CHECK_INTERVAL, CHECK_RETRY, LoadBalancer, PORT_RETRY, WAIT_TIMEOUT } from '../../appliances/load-balancer.ts';
 import type { IrLoadBalancer, LbAlgorithm } from '../../compiler/ir.ts';
 import { parseIpv4Address } from '../../runtime/wire/ipv4.ts';
 import { client, echoServer, TcpNet } from '../helpers/tcp-net.ts';
@@ -77,10 +77,41 @@ describe('the load balancer', () => {
     net.advance(500);
     expect(c.received()).toBe('');
     expect(lb.counters.waiting).toBe(1);
+    // Nothing else would wake it: its host is asked to, PORT_RETRY after the last try.
+    expect(lb.nextDeadline()).toBeGreaterThan(net.now);
+    expect(lb.nextDeadline()).toBeLessThanOrEqual(net.now + PORT_RETRY);
     holder!.connection.abort();
     net.advance(500);
     expect(c.received()).toBe('node0\nx');
     expect(lb.counters.waiting).toBe(0);
+  });
+
+  it('asks to be woken for nothing while its nodes are up and no client waits', () => {
+    const { net, lb, servedBy } = setup();
+    expect(servedBy()).toBe('node0');
+    net.advance(1000);
+    expect(lb.nextDeadline()).toBe(Infinity);
+  });
+
+  it('asks to be woken for the check of a node that is down, and for the timeout of a waiting client', () => {
+    const { net, lb, connect } = setup({ up: [] });
+    // Every node refused its check at start (time 0).
+    expect(lb.nextDeadline()).toBe(CHECK_RETRY);
+    net.advance(CHECK_RETRY);
+    expect(lb.nextDeadline()).toBe(CHECK_RETRY + CHECK_INTERVAL);
+    const since = net.now;
+    connect('x', { keepOpen: true });
+    net.settle();
+    expect(lb.counters.waiting).toBe(1);
+    expect(lb.nextDeadline()).toBe(Math.min(CHECK_RETRY + CHECK_INTERVAL, since + WAIT_TIMEOUT));
+  });
+
+  it('counts the nodes up and down as soon as a check or a connect finds them so', () => {
+    const { lb, nodes, servedBy } = setup();
+    expect([lb.counters.nodes_up, lb.counters.nodes_down]).toEqual([3, 0]);
+    nodes[0]!.unlisten(8000);
+    expect(servedBy()).toBe('node1');
+    expect([lb.counters.nodes_up, lb.counters.nodes_down]).toEqual([2, 1]);
   });
 
   it('checks every node at start with a plain TCP connect', () => {

@@ -77,16 +77,40 @@ describe('the TCP stack of an address', () => {
     return { stack, clock, connection: socket!.connection, ack };
   }
 
-  it('announces the deadline of a tail loss probe as its soonest timer, and forgets it once passed', () => {
+  it('announces the deadline of a tail loss probe as its soonest timer, then the retransmission timeout after it', () => {
     const { stack, clock, connection } = sackEstablished();
-    expect(stack.soonest).toBeUndefined();
-    // Three segments in flight, with a 10 ms round trip measured: a probe 2 RTT on, sooner than a 50 ms tick.
+    // Three segments in flight, with a 10 ms round trip measured: a probe 2 RTT on.
     connection.write(new Uint8Array(4000));
     expect(stack.soonest).toBe(clock.now + 20);
     expect(connection.nextTimer()).toBe(clock.now + 20);
     stack.tick(clock.now + 20);
-    expect(stack.soonest).toBeUndefined();
     expect(stack.counters.tail_loss_probes).toBe(1);
+    expect(stack.soonest).toBe(connection.nextTimer());
+  });
+
+  it('takes every timer for its soonest: a lone segment in flight makes it the retransmission timeout, served at that millisecond', () => {
+    const { stack, clock, connection } = sackEstablished();
+    // A lone segment gets no tail loss probe (the peer may be delaying its ACK): only the RTO, MIN_RTO on.
+    connection.write(new Uint8Array(100));
+    expect(connection.nextTimer()).toBe(clock.now + 200);
+    expect(stack.soonest).toBe(clock.now + 200);
+    stack.tick(clock.now + 199);
+    expect(stack.counters.retransmit_timeouts).toBe(0);
+    stack.tick(clock.now + 200);
+    expect(stack.counters.retransmit_timeouts).toBe(1);
+  });
+
+  it('sets its soonest anew at a tick that finds the deadline stopped, and to Infinity when no timer runs', () => {
+    const { stack, clock, connection, ack } = sackEstablished();
+    connection.write(new Uint8Array(100));
+    expect(stack.soonest).toBe(210);
+    clock.now = 20;
+    ack(100);
+    expect(connection.nextTimer()).toBeUndefined();
+    // Stopping a timer costs nothing per segment: the stack learns of it at the tick it had asked for.
+    expect(stack.soonest).toBe(210);
+    stack.tick(210);
+    expect(stack.soonest).toBe(Infinity);
   });
 
   it('announces a probe re-armed after the one it announced, once a tick finds the announced one gone', () => {
@@ -256,6 +280,26 @@ describe('the TCP stack of an address', () => {
     expect(here.size).toBe(1);
     net.advance(200 + 60_000 + TIME_WAIT_SCAN_MS + 50 - net.now);
     expect(here.size).toBe(0);
+  });
+
+  it('ends a connection in TIME-WAIT at its deadline, and one due soon after at the next scan, TIME_WAIT_SCAN_MS on', () => {
+    const net = new TcpNet();
+    echoServer(net.stack('10.0.0.2'), 80, 'srv');
+    const here = net.stack('10.0.0.1');
+    const first = client(here, '10.0.0.2', 80, 'x');
+    net.advance(200);
+    const second = client(here, '10.0.0.2', 80, 'y');
+    net.advance(300);
+    expect([first, second].map((c) => c.socket.connection.state)).toEqual(['time-wait', 'time-wait']);
+    const firstEnds = first.socket.connection.nextTimer()!;
+    expect(second.socket.connection.nextTimer()! - firstEnds).toBeLessThan(TIME_WAIT_SCAN_MS);
+    expect(here.soonest).toBe(firstEnds);
+    here.tick(firstEnds);
+    expect([first, second].map((c) => c.socket.connection.state)).toEqual(['closed', 'time-wait']);
+    expect(here.soonest).toBe(firstEnds + TIME_WAIT_SCAN_MS);
+    here.tick(firstEnds + TIME_WAIT_SCAN_MS);
+    expect(second.socket.connection.state).toBe('closed');
+    expect(here.soonest).toBe(Infinity);
   });
 
   it('says so when no ephemeral port is left, instead of throwing', () => {

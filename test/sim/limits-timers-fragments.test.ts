@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EXAMPLES_DIR } from '../helpers/examples.ts';
 import { Sim } from '../helpers/sim.ts';
 
@@ -124,6 +124,39 @@ describe('a config with a Load_balancer, on a simulated network', () => {
       ['10.20.17.71', 80, 0x12],
       ['10.20.17.71', 81, 0x14],
     ]);
+  });
+
+  it('retransmits an unanswered SYN-ACK at the millisecond its timeout is due (1 s), not at a later tick', () => {
+    const sim = new Sim(readFileSync(join(EXAMPLES_DIR, 'lb.nacl'), 'utf8'), 2);
+    const a = sim.host('a', 0, '10.20.17.5', 24);
+    // Off any beat of a periodic timer started at boot.
+    sim.clock.advance(17, () => sim.net.flush());
+    a.syn('10.20.17.71', 80);
+    sim.settle();
+    const synAcks = () => a.received.filter((r) => r.sport === 80 && (r.detail & 0x12) === 0x12).length;
+    expect(synAcks()).toBe(1);
+    const sentAt = sim.clock.now();
+    let resentAt = -1;
+    for (let t = 0; t < 1200 && resentAt < 0; t++) {
+      sim.clock.advance(1, () => sim.net.flush());
+      sim.net.flush();
+      if (synAcks() === 2) resentAt = sim.clock.now();
+    }
+    expect(resentAt - sentAt).toBe(1000);
+  });
+
+  it('arms no timer while idle but the once-a-second housekeeping and its node checks, and none after stop()', () => {
+    const sim = new Sim(readFileSync(join(EXAMPLES_DIR, 'lb.nacl'), 'utf8'), 2);
+    // The nodes are silent: their checks time out and they go down, checked again every CHECK_INTERVAL.
+    sim.settle(60_000);
+    const setTimer = vi.spyOn(sim.clock, 'setTimer');
+    sim.settle(30_000);
+    const delays = setTimer.mock.calls.map(([ms]) => ms);
+    // A 50 ms tick would have armed 600 timers; the checks of two nodes arm a handful (ARP, SYN retransmissions).
+    expect(delays.filter((ms) => ms === 1000).length).toBeGreaterThanOrEqual(30);
+    expect(delays.filter((ms) => ms !== 1000).length).toBeLessThan(30);
+    sim.appliance.stop();
+    expect(sim.clock['timers'].size).toBe(0);
   });
 });
 
