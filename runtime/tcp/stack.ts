@@ -271,10 +271,11 @@ export class TcpStack {
   }
 
   /**
-   * No connection has a deadline before this (ms; Infinity when none has one): when the host
-   * should call tick(). Lowered as connections arm timers (timerArmed), so it costs nothing per
-   * segment; a timer stopped or moved later leaves it early, and the tick that then finds nothing
-   * due sets it anew from the connections' own deadlines.
+   * No connection has a deadline before this (ms; Infinity when none has one), except ends of
+   * TIME-WAIT, which wait for the next scan of them: when the host should call tick(). Lowered as
+   * connections arm timers (timerArmed), so it costs nothing per segment; a timer stopped or moved
+   * later leaves it early, and the tick that then finds nothing due sets it anew from the
+   * connections' own deadlines.
    */
   soonest = Infinity;
 
