@@ -9,10 +9,11 @@
  *   let any host on the link poison the cache.
  * - Lifetime: 300 s since an ARP packet from that host was last seen (use
  *   does not refresh it). An expired entry is never returned.
- * - Unresolved next hop: packets wait in a per-IP queue bounded at 101, the
- *   oldest dropped first (Linux's default `unres_qlen`: a burst of new flows
- *   to a next hop not yet resolved is delivered, as through Linux);
- *   upstream's queue had no bound.
+ * - Unresolved next hop: packets wait in a per-IP queue bounded at 101
+ *   packets and 212992 bytes, the oldest dropped first (Linux's default
+ *   `unres_qlen` and `unres_qlen_bytes`: a burst of new flows to a next hop
+ *   not yet resolved is delivered, as through Linux, and jumbo frames cannot
+ *   make the queues large); upstream's queue had no bound.
  *   The first packet triggers a broadcast request; 3 more follow 1 s apart;
  *   1 s after the last one the queue is dropped and the next hop reported as
  *   failed, so the caller can send ICMP host unreachable for forwarded
@@ -38,16 +39,21 @@ export type ArpAction<P> =
   /** `ip` did not answer any request: its queue is dropped; the caller may send ICMP host unreachable. */
   | { readonly kind: 'failed'; readonly ip: number; readonly packets: readonly P[] };
 
-/** Linux's default `net.ipv4.neigh.default.unres_qlen`. */
+/** Linux's defaults for `net.ipv4.neigh.default.unres_qlen` and `unres_qlen_bytes`. */
 const DEFAULT_QUEUE_LIMIT = 101;
+const DEFAULT_QUEUE_BYTES = 212_992;
 
-export interface ArpCacheOptions {
+export interface ArpCacheOptions<P = unknown> {
   /** Our address on this interface; 0 while unconfigured (DHCP pending). */
   readonly address: number;
   /** ms; default 300 s (6.4). */
   readonly lifetime?: number;
   /** Packets queued per unresolved next hop; default 101. */
   readonly queueLimit?: number;
+  /** Bytes queued per unresolved next hop, as `size` counts them; default 212992. */
+  readonly queueBytes?: number;
+  /** A queued packet's size in bytes; default 0 (only the packet count bounds the queue). */
+  readonly size?: (packet: P) => number;
   /** Requests after the first one; default 3 (6.4). */
   readonly retries?: number;
   /** ms between requests; default 1 s. */
@@ -92,6 +98,7 @@ interface Entry {
 
 interface Pending<P> {
   packets: P[];
+  bytes: number;
   requests: number;
   nextAt: number;
 }
@@ -116,6 +123,8 @@ export class ArpCache<P> {
   #address: number;
   readonly #lifetime: number;
   readonly #queueLimit: number;
+  readonly #queueBytes: number;
+  readonly #size: (packet: P) => number;
   readonly #retries: number;
   readonly #retryInterval: number;
   readonly #maxEntries: number;
@@ -129,10 +138,12 @@ export class ArpCache<P> {
   #lastIp = -1;
   #last: Entry | undefined;
 
-  constructor(options: ArpCacheOptions) {
+  constructor(options: ArpCacheOptions<P>) {
     this.#address = options.address >>> 0;
     this.#lifetime = options.lifetime ?? 300_000;
     this.#queueLimit = Math.max(1, options.queueLimit ?? DEFAULT_QUEUE_LIMIT);
+    this.#queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
+    this.#size = options.size ?? (() => 0);
     this.#retries = Math.max(0, options.retries ?? 3);
     this.#retryInterval = options.retryInterval ?? 1000;
     this.#maxEntries = Math.max(1, options.maxEntries ?? 1024);
@@ -190,15 +201,23 @@ export class ArpCache<P> {
     const pending = this.#pending.get(ip);
     if (pending !== undefined) {
       pending.packets.push(packet);
-      if (pending.packets.length <= this.#queueLimit) return [];
-      this.counters.queue_dropped++;
-      return [{ kind: 'drop', ip, packets: [pending.packets.shift()!] }];
+      pending.bytes += this.#size(packet);
+      const dropped: P[] = [];
+      // The oldest go first; the newest packet always stays, however large.
+      while (pending.packets.length > this.#queueLimit || (pending.bytes > this.#queueBytes && pending.packets.length > 1)) {
+        const oldest = pending.packets.shift()!;
+        pending.bytes -= this.#size(oldest);
+        dropped.push(oldest);
+      }
+      if (dropped.length === 0) return [];
+      this.counters.queue_dropped += dropped.length;
+      return [{ kind: 'drop', ip, packets: dropped }];
     }
     if (this.#pending.size >= this.#maxPending) {
       this.counters.queue_dropped++;
       return [{ kind: 'drop', ip, packets: [packet] }];
     }
-    this.#pending.set(ip, { packets: [packet], requests: 1, nextAt: now + this.#retryInterval });
+    this.#pending.set(ip, { packets: [packet], bytes: this.#size(packet), requests: 1, nextAt: now + this.#retryInterval });
     this.counters.requests_tx++;
     return [{ kind: 'request', ip }];
   }

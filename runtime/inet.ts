@@ -100,7 +100,7 @@ export class Inet {
     readonly port: NicPort,
     readonly mtu: number,
   ) {
-    this.arp = new ArpCache({ address: 0 });
+    this.arp = new ArpCache({ address: 0, size: (d) => d.end - d.l3 });
     this.name = ir.name;
     this.vlan = ir.vlan;
     this.mac = port.nic.mac;

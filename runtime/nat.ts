@@ -51,8 +51,6 @@ export const NAT_FLAG_SOURCE_REMAP = 2;
 
 /** How many ports `masquerade` (or a port forward's clash) tries when a port's tuple is taken by another flow. */
 const MASQUERADE_ATTEMPTS = 16;
-/** Source ports a port forward's clash may remap to: 1024-65535. */
-const REMAP_PORTS = 65536 - 1024;
 
 export interface NatCounters {
   /** Explicit `dnat` / `snat` applied to a packet. */
@@ -67,7 +65,7 @@ export interface NatCounters {
   related_translated: number;
   /** Explicit actions ignored for a reply-direction or RELATED packet. */
   skipped_reply: number;
-  /** A mapping refused because another flow already uses the resulting tuple (packet dropped). */
+  /** A mapping refused because another flow already uses the resulting tuple (packet dropped; a full port table counts in ports_exhausted). */
   conflicts: number;
   /** Port forwards whose tuple another flow held, kept apart by a new source port (as Linux). */
   source_ports_remapped: number;
@@ -167,7 +165,8 @@ export class Nat {
     const identified = ports || (protocol === IpProtocol.Icmp && isIcmpQuery(pkt.bytes[pkt.l4]!));
     if (!ok && !destination && newPort < 0 && identified) {
       // `snat(ADDRESS)` onto a tuple another flow holds: a port of the address's table, as masquerade takes (Linux remaps too).
-      ok = this.#bindPort(handle, addr ?? ct.replyDst(handle), !ports) >= 0;
+      if (this.#bindPort(handle, addr ?? ct.replyDst(handle), !ports) < 0) return false; // counted in ports_exhausted
+      ok = true;
     }
     if (!ok) {
       this.counters.conflicts++;
@@ -193,13 +192,16 @@ export class Nat {
    * flow apart by a new source port, as Linux's NAT resolves such a clash:
    * the reply tuple's destination port. The reverse steps then restore the
    * client's port on the replies like any SNAT. Candidates start at a random
-   * port of 1024-65535 (Linux keeps source ports above 1023 there too).
+   * port of the client port's class, as Linux picks them: 1-511 for a port
+   * below 512, 600-1023 for one below 1024, else 1024-65535.
    */
   #remapSourcePort(handle: number, target: number, targetPort: number): boolean {
     const ct = this.#ct;
-    const first = 1024 + Math.floor(this.#random() * REMAP_PORTS);
+    const client = ct.origSport(handle);
+    const [low, count] = client < 512 ? [1, 511] : client < 1024 ? [600, 424] : [1024, 64512];
+    const first = Math.floor(this.#random() * count);
     for (let attempt = 0; attempt < MASQUERADE_ATTEMPTS; attempt++) {
-      const port = 1024 + ((first - 1024 + attempt) % REMAP_PORTS);
+      const port = low + ((first + attempt) % count);
       if (ct.setReplyTuple(handle, target, targetPort, ct.origSrc(handle), port)) {
         ct.setNatFlags(handle, ct.natFlags(handle) | NAT_FLAG_SOURCE_REMAP);
         this.counters.source_ports_remapped++;
@@ -331,15 +333,14 @@ export class Nat {
       if (fresh >= 0) {
         if (take(fresh)) return this.#masqueradePort(handle, fresh);
         table.releaseShared(fresh);
-        this.counters.conflicts++;
         continue;
       }
       // Every port is taken: share one with flows to other remote sockets (the tuple tells them apart).
       const shared = table.shareCandidate();
       if (shared < 0) break;
       if (take(shared) && table.acquireShared(shared)) return this.#masqueradePort(handle, shared);
-      this.counters.conflicts++;
     }
+    // The packet is dropped: counted here, once (a port tried and found taken is not a drop).
     this.counters.ports_exhausted++;
     return -1;
   }

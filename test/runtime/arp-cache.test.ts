@@ -50,6 +50,15 @@ describe('ARP resolution', () => {
     expect(c.enqueue(PEER, 'p102', T0)).toEqual([{ kind: 'drop', ip: PEER, packets: ['p1'] }]);
   });
 
+  it('holds at most 212992 bytes for one next hop, as Linux does, dropping the oldest, but always the newest packet', () => {
+    const c = new ArpCache<number>({ address: US, size: (bytes) => bytes });
+    c.enqueue(PEER, 100_000, T0);
+    c.enqueue(PEER, 100_000, T0);
+    expect(c.enqueue(PEER, 100_001, T0)).toEqual([{ kind: 'drop', ip: PEER, packets: [100_000] }]);
+    expect(c.enqueue(PEER, 300_000, T0)).toEqual([{ kind: 'drop', ip: PEER, packets: [100_000, 100_001] }]);
+    expect(c.counters.queue_dropped).toBe(3);
+  });
+
   it('drops the oldest packet when one more than the queue limit waits for the same next hop', () => {
     const c = cache({ queueLimit: 3 });
     c.enqueue(PEER, 'p1', T0);

@@ -166,6 +166,22 @@ describe('explicit dnat', () => {
     expectSameBytes(r2.pkt, tcp(E, 8081, S, 40000, { flags: SYN_ACK }));
   });
 
+  it('remaps a privileged client port to another privileged one, as Linux does', () => {
+    const { ct, nat } = setup({ random: () => 0.5 });
+    through(ct, udp(H2, 53, S, 500)); // H2:53 -> S:500 is already a key
+    const low = udp(S, 500, E, 53);
+    expect(nat.dnat(low, through(ct, low), ip(H2), null)).toBe(true);
+    const port = packetSourcePort(low);
+    expect(port).toBeGreaterThanOrEqual(1);
+    expect(port).toBeLessThan(512);
+    expect(port).not.toBe(500);
+    through(ct, udp(H2, 53, S, 800));
+    const reserved = udp(S, 800, E, 53);
+    nat.dnat(reserved, through(ct, reserved), ip(H2), null);
+    expect(packetSourcePort(reserved)).toBeGreaterThanOrEqual(600);
+    expect(packetSourcePort(reserved)).toBeLessThan(1024);
+  });
+
   it('gives later packets of a remapped flow the same new source port', () => {
     const { ct, nat } = setup();
     through(ct, udp(H2, 53, S, 5000));
@@ -495,13 +511,14 @@ describe('masquerade', () => {
     expect(nat.portsFor(ip(E)).inUse).toBe(0);
   });
 
-  it('skips a port whose reply tuple another flow already uses', () => {
+  it('skips a port whose reply tuple another flow already uses, and counts no conflict: nothing was dropped', () => {
     const { ct, nat } = setup();
     through(ct, tcp(S, 443, E, 49152, { flags: SYN })); // inbound S:443 -> E:49152
     const pkt = tcp(C, 40000, S, 443, { flags: SYN });
     expect(nat.masquerade(pkt, through(ct, pkt), ip(E))).toBe(true);
     expectSameBytes(pkt, tcp(E, 49153, S, 443, { flags: SYN }));
     expect(nat.portsFor(ip(E)).isBound(49152)).toBe(false);
+    expect(nat.counters.conflicts).toBe(0);
   });
 
   it('rewrites only the address of a ping and keeps its identifier', () => {
