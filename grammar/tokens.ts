@@ -27,8 +27,10 @@ export const Ipv6Literal = createToken({
       const m = ipv6Shape.exec(text);
       if (!m || !/[0-9A-Fa-f]/.test(m[0])) return null;
       const next = text.charCodeAt(offset + m[0].length);
-      // `Filter::IP` is a type, `::`, a subtype: never an address.
+      // `Filter::IP` is a type, `::`, a subtype: never an address - not even
+      // `Filter::a`, whose `::a` alone has the shape of one.
       if (/[A-Za-z0-9_-]/.test(String.fromCharCode(next))) return null;
+      if (m[0].startsWith(':') && offset > 0 && /[A-Za-z0-9_]/.test(text[offset - 1]!)) return null;
       return m;
     },
   },

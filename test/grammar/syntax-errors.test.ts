@@ -152,6 +152,13 @@ describe('lexical rules', () => {
     expect(program.elements.map((e) => e.kind === 'Assignment' && e.target.parts[0]!.text)).toEqual(['inside', 'android']);
   });
 
+  it('reads a subtype made of hex letters after :: as a subtype, not as an IPv6 address', () => {
+    const { program, diagnostics } = parseNacl('Filter::a f { drop }\nFilter::cafe { drop }', 't.nacl');
+    expect(diagnostics).toEqual([]);
+    expect(program.elements.map((e) => e.kind === 'Function' && e.subtype.text)).toEqual(['a', 'cafe']);
+    expect(parseNacl('x: fe80::a', 't.nacl').diagnostics.map((d) => d.code)).toEqual(['E112']);
+  });
+
   it('accepts all three comment styles and keeps them', () => {
     const { program, diagnostics } = parseNacl('# a\nx: 1 // b\n/* c\n d */ y: 2', 't.nacl');
     expect(diagnostics).toEqual([]);
