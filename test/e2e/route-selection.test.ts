@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRealNetwork } from '../helpers/netns.ts';
 import { requireTool } from '../helpers/tools.ts';
-import { Topology, type Host } from './topology.ts';
+import { Topology, waitFor, type Host } from './topology.ts';
 
 /*
  * Route selection between real Linux hosts: the most specific prefix wins;
@@ -41,15 +41,31 @@ describeRealNetwork('route selection with Linux hosts', () => {
     await topo.teardown();
   });
 
+  /**
+   * Starts a capture on a host's interface; `ready` resolves once tshark
+   * says it is capturing (a loaded machine takes seconds to start it), and
+   * `seen` with the destination addresses it saw in 3 s.
+   */
+  function capture(h: Host, filter: string): { ready: Promise<void>; seen: Promise<string[]> } {
+    const tshark = spawn('ip', ['netns', 'exec', h.ns.name, 'tshark', '-i', h.tap, '-f', filter, '-a', 'duration:3', '-T', 'fields', '-e', 'ip.dst'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    tshark.stdout.on('data', (d) => (out += d));
+    tshark.stderr.on('data', (d) => (err += d));
+    const exited = new Promise((r) => tshark.on('exit', r));
+    return {
+      // A little past the message too: dumpcap may say it before its filter is on the socket.
+      ready: waitFor(() => err.includes('Capturing on') || tshark.exitCode !== null, 15_000, () => `for tshark on ${h.tap}: ${err}`).then(() => new Promise((r) => setTimeout(r, 300))),
+      seen: exited.then(() => out.trim().split('\n').filter(Boolean)),
+    };
+  }
+
   /** Captures on a host's interface while `send` runs; returns the destination addresses seen. */
   async function seenOn(h: Host, filter: string, send: () => void): Promise<string[]> {
-    const capture = spawn('ip', ['netns', 'exec', h.ns.name, 'tshark', '-i', h.tap, '-f', filter, '-a', 'duration:3', '-T', 'fields', '-e', 'ip.dst'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    capture.stdout.on('data', (d) => (out += d));
-    await new Promise((r) => setTimeout(r, 1200));
+    const c = capture(h, filter);
+    await c.ready;
     send();
-    await new Promise((r) => capture.on('exit', r));
-    return out.trim().split('\n').filter(Boolean);
+    return c.seen;
   }
 
   it('sends a destination covered by a /16 and a /24 along the /24', () => {
@@ -64,10 +80,11 @@ describeRealNetwork('route selection with Linux hosts', () => {
 
   it('among equal prefixes takes the route with the lowest cost', async () => {
     if (!requireTool('tshark')) return;
-    const [atC, atB] = await Promise.all([
-      seenOn(c, 'icmp and host 10.66.9.9', () => a.ns.sh('ping -c 1 -W 1 10.66.9.9 || true')),
-      seenOn(b, 'icmp and host 10.66.9.9', () => {}),
-    ]);
+    // Both capture before the ping, so that nothing seen on b means nothing went there.
+    const [onC, onB] = [capture(c, 'icmp and host 10.66.9.9'), capture(b, 'icmp and host 10.66.9.9')];
+    await Promise.all([onC.ready, onB.ready]);
+    a.ns.sh('ping -c 1 -W 1 10.66.9.9 || true');
+    const [atC, atB] = await Promise.all([onC.seen, onB.seen]);
     expect(atC).toContain('10.66.9.9');
     expect(atB).toEqual([]);
   });
