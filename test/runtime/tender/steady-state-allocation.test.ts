@@ -59,7 +59,9 @@ describe('the forwarding path', () => {
     // forwards; the difference between a short and a long run is what the
     // extra packets cost.
     const short = await sampledRun(session, ir, spec.spec, runtime, 0.1);
-    const long = await sampledRun(session, ir, spec.spec, runtime, 0.8);
+    // A loaded machine may forward little in 0.8 s (the bench looks at the clock every 4096 packets): run longer then.
+    let long = await sampledRun(session, ir, spec.spec, runtime, 0.8);
+    for (let seconds = 2; long.packets - short.packets <= 100_000 && seconds <= 8; seconds *= 2) long = await sampledRun(session, ir, spec.spec, runtime, seconds);
     session.disconnect();
     expect(long.packets - short.packets).toBeGreaterThan(100_000);
     // The smallest object is 16 bytes: even one per four packets fails this.
