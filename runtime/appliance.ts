@@ -12,6 +12,7 @@ import type { Nic } from './drivers/nic.ts';
 import { Inet, type ChainStep, type NicPort } from './inet.ts';
 import { arpPacket, BROADCAST_MAC, echoReply, HEADROOM, icmpError, tcpDatagram, tcpReset, udpDatagram, ZERO_MAC, type Datagram } from './messages.ts';
 import { Nat } from './nat.ts';
+import { OneShotTimer } from './one-shot-timer.ts';
 import { loadDatagram, newPacket, type Packet } from './packet.ts';
 import { Reassembler } from './reassembly.ts';
 import { forwardTtl, icmpErrorAllowed, nextHop, RoutingTable, timeExceededAllowed, TtlVerdict } from './router.ts';
@@ -145,12 +146,10 @@ export class Appliance {
   private now = 0;
   private current: Packet = this.pkt;
   private readonly timers: unknown[] = [];
-  /** The one-shot timer for the soonest TCP or load-balancer deadline (armTcpDeadline), and when it fires. */
-  private tcpDeadlineTimer: unknown;
-  private tcpDeadlineAt = Infinity;
-  /** A one-shot timer for the soonest ARP retry (ArpCache.nextRetryAt), and when it fires. */
-  private arpRetryTimer: unknown;
-  private arpRetryAt = Infinity;
+  /** The soonest TCP or load-balancer deadline (armTcpDeadline). */
+  private readonly tcpDeadline: OneShotTimer;
+  /** The soonest ARP retry (armArpRetry). */
+  private readonly arpRetry: OneShotTimer;
   /** After stop(): frames still arriving while the drivers close must not arm the one-shot timers again. */
   private stopped = false;
   private icmpTokens = 100;
@@ -170,6 +169,8 @@ export class Appliance {
     private readonly options: ApplianceOptions = {},
   ) {
     this.tracer = options.tracer;
+    this.tcpDeadline = new OneShotTimer(env.clock, () => this.tcpDeadlineDue());
+    this.arpRetry = new OneShotTimer(env.clock, () => this.arpRetryDue());
     this.conntrack = ir.conntrack.enabled
       ? new Conntrack({ timeouts: ir.conntrack.timeouts, limit: ir.conntrack.limit, reserve: ir.conntrack.reserve, statefulTcp: ir.conntrack.statefulTcp })
       : null;
@@ -340,12 +341,8 @@ export class Appliance {
     this.stopped = true;
     for (const t of this.timers) this.env.clock.clearTimer(t);
     this.timers.length = 0;
-    if (this.tcpDeadlineTimer !== undefined) this.env.clock.clearTimer(this.tcpDeadlineTimer);
-    this.tcpDeadlineTimer = undefined;
-    this.tcpDeadlineAt = Infinity;
-    if (this.arpRetryTimer !== undefined) this.env.clock.clearTimer(this.arpRetryTimer);
-    this.arpRetryTimer = undefined;
-    this.arpRetryAt = Infinity;
+    this.tcpDeadline.clear();
+    this.arpRetry.clear();
   }
 
   /** A periodic timer: it re-arms into its own slot, so `timers` holds one handle per live timer. */
@@ -865,20 +862,17 @@ export class Appliance {
    * balancer's, never at the connections.
    */
   private armTcpDeadline(): void {
+    if (this.stopped) return;
     let soonest = this.lb ? this.lb.nextDeadline() : Infinity;
     for (const stack of this.tcpStacks) if (stack.soonest < soonest) soonest = stack.soonest;
-    if (soonest >= this.tcpDeadlineAt || this.stopped) return;
-    if (this.tcpDeadlineTimer !== undefined) this.env.clock.clearTimer(this.tcpDeadlineTimer);
-    this.tcpDeadlineAt = soonest;
-    // At least 1 ms: a deadline already past runs at the next turn, never in a loop of 0 ms timers.
-    this.tcpDeadlineTimer = this.env.clock.setTimer(Math.max(1, Math.ceil(soonest - this.clockNow())), () => {
-      this.tcpDeadlineTimer = undefined;
-      this.tcpDeadlineAt = Infinity;
-      this.now = this.clockNow();
-      for (const stack of this.tcpStacks) stack.tick(this.now);
-      this.lb?.tick(this.now);
-      this.flush();
-    });
+    this.tcpDeadline.armFor(soonest);
+  }
+
+  private tcpDeadlineDue(): void {
+    this.now = this.clockNow();
+    for (const stack of this.tcpStacks) stack.tick(this.now);
+    this.lb?.tick(this.now);
+    this.flush();
   }
 
   private arpInput(inet: Inet, frame: Uint8Array, l3: number): void {
@@ -923,20 +917,18 @@ export class Appliance {
    * timer, moved earlier when a sooner retry comes.
    */
   private armArpRetry(): void {
+    if (this.stopped) return;
     let soonest = Infinity;
     for (const inet of this.ifaces.values()) soonest = Math.min(soonest, inet.arp.nextRetryAt);
-    if (soonest >= this.arpRetryAt || this.stopped) return;
-    if (this.arpRetryTimer !== undefined) this.env.clock.clearTimer(this.arpRetryTimer);
-    this.arpRetryAt = soonest;
-    this.arpRetryTimer = this.env.clock.setTimer(Math.max(1, Math.ceil(soonest - this.clockNow())), () => {
-      this.arpRetryTimer = undefined;
-      this.arpRetryAt = Infinity;
-      this.now = this.clockNow();
-      for (const inet of this.ifaces.values()) this.arpActions(inet, inet.arp.tick(this.now));
-      // A next hop that answered or failed may have been what the timer was for: the others' retries still need it.
-      this.armArpRetry();
-      this.flush();
-    });
+    this.arpRetry.armFor(soonest);
+  }
+
+  private arpRetryDue(): void {
+    this.now = this.clockNow();
+    for (const inet of this.ifaces.values()) this.arpActions(inet, inet.arp.tick(this.now));
+    // A next hop that answered or failed may have been what the timer was for: the others' retries still need it.
+    this.armArpRetry();
+    this.flush();
   }
 
   private sendArp(inet: Inet, op: 'request' | 'reply', targetIp: number, targetMac: Uint8Array, dstMac: Uint8Array): void {
