@@ -42,6 +42,13 @@ export interface TcpConnectionOptions {
   isn: number;
   /** ms */
   now: number;
+  /**
+   * The time now (ms), read when the application calls in between segments
+   * and ticks (write, close): a relay writes to one connection from another's
+   * event, long after this one last heard the time. Default: the time of the
+   * last segment or tick.
+   */
+  clock?(): number;
   /** Our MSS, default 1460. */
   mss?: number;
   /** Whether to offer and accept SACK (RFC 2018), default true. */
@@ -573,6 +580,7 @@ export class TcpConnection {
   /** Queues up to the free send-buffer space and sends what the windows allow; returns the bytes taken. */
   write(data: Uint8Array): number {
     if (!this.#canWrite() || !isBytes(data)) return 0;
+    this.#readClock();
     const n = this.#sendBuf.push(data);
     // Full, whether or not this write was cut short: a writer that fills the buffer exactly (it asked writableSpace first) waits for "writable" too.
     if (n < data.length || this.#sendBuf.free === 0) this.#writeBlocked = true;
@@ -645,9 +653,16 @@ export class TcpConnection {
       default:
         return;
     }
+    this.#readClock();
     this.#output();
     this.#updateTimers();
     this.#flush();
+  }
+
+  /** The time from the host's clock, for what the application starts between segments and ticks (timers, RTT samples). */
+  #readClock(): void {
+    const now = this.#opts.clock?.();
+    if (now !== undefined && Number.isFinite(now) && now > this.#now) this.#now = now;
   }
 
   /** Ends the connection at once: an RST if the peer has a connection to reset, then only a 'closed' event. */

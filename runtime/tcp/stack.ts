@@ -338,6 +338,7 @@ export class TcpStack {
       localPort,
       remotePort,
       now,
+      clock: () => this.host.now(),
       sendBufferLimit: CONNECTION_BUFFER,
       receiveBufferLimit: CONNECTION_BUFFER,
       lossCounters: this.counters,

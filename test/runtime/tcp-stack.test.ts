@@ -100,6 +100,17 @@ describe('the TCP stack of an address', () => {
     expect(stack.counters.retransmit_timeouts).toBe(1);
   });
 
+  it('times a write made between segments (the balancer relaying from another connection) from the clock, not from the last segment', () => {
+    const { stack, clock, connection } = sackEstablished();
+    // Idle for ten seconds, then the application writes: no segment or tick has told the connection the time since.
+    clock.now = 10_000;
+    connection.write(new Uint8Array(100));
+    // The retransmission timeout is MIN_RTO after the write, not after the last segment (long past: a wake-up at once, and a spurious timeout).
+    expect(connection.nextTimer()).toBe(10_200);
+    stack.tick(10_001);
+    expect(stack.counters.retransmit_timeouts).toBe(0);
+  });
+
   it('sets its soonest anew at a tick that finds the deadline stopped, and to Infinity when no timer runs', () => {
     const { stack, clock, connection, ack } = sackEstablished();
     connection.write(new Uint8Array(100));
