@@ -5,6 +5,7 @@ import { PortAllocator } from '../../runtime/port-allocator.ts';
 import { CHECK_INTERVAL, CHECK_RETRY, LoadBalancer, PORT_RETRY, WAIT_TIMEOUT } from '../../appliances/load-balancer.ts';
 import type { IrLoadBalancer, LbAlgorithm } from '../../compiler/ir.ts';
 import { parseIpv4Address } from '../../runtime/wire/ipv4.ts';
+import type { TcpSocket } from '../../runtime/tcp/stack.ts';
 import { client, echoServer, TcpNet } from '../helpers/tcp-net.ts';
 
 /*
@@ -84,6 +85,25 @@ describe('the load balancer', () => {
     net.advance(500);
     expect(c.received()).toBe('node0\nx');
     expect(lb.counters.waiting).toBe(0);
+  });
+
+  it('times what it relays to a backend idle for a while from the clock: no RTT sample, nor RTO, from the backend\'s last segment', () => {
+    const { net, servers, connect } = setup({ nodes: 1 });
+    const c = connect('x', { keepOpen: true });
+    net.advance(100);
+    expect(c.received()).toBe('node0\nx');
+    // Quiet for 20 s, then the client sends again: the balancer writes it to the backend from the client's event.
+    net.advance(20_000);
+    c.socket.connection.write(new TextEncoder().encode('y'));
+    net.settle();
+    expect(c.received()).toBe('node0\nxy');
+    expect(servers.counters.retransmit_timeouts).toBe(0);
+    // The next relayed byte, lost, gets an RTO of the short round trip measured, not of the 20 s the backend was quiet.
+    net.unplug('10.0.2.10');
+    c.socket.connection.write(new TextEncoder().encode('z'));
+    net.settle();
+    const backend = [...servers['entries'].values()].map((e: { socket: TcpSocket }) => e.socket.connection).find((c) => c.state === 'established');
+    expect(backend!.nextTimer()! - net.now).toBeLessThanOrEqual(1000);
   });
 
   it('asks to be woken for nothing while its nodes are up and no client waits', () => {
