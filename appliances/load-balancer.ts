@@ -155,7 +155,7 @@ export class LoadBalancer {
    */
   nextDeadline(): number {
     let next = Infinity;
-    for (const node of this.nodes) if (node.state === 'down' && !node.checking && node.nextCheck < next) next = node.nextCheck;
+    for (const node of this.nodes) if (this.awaitsCheck(node) && node.nextCheck < next) next = node.nextCheck;
     if (this.queue.length > 0) next = Math.min(next, this.queue[0]!.since + WAIT_TIMEOUT, this.portRetryAt);
     const idle = this.host.idleTimeout;
     if (idle !== undefined && idle > 0 && this.open.size > 0 && this.nextIdleScan < next) next = this.nextIdleScan;
@@ -164,7 +164,7 @@ export class LoadBalancer {
 
   /** Health checks, wait timeouts, port retries and idle scans that are due (nextDeadline). */
   tick(now: number): void {
-    for (const node of this.nodes) if (node.state === 'down' && !node.checking && now >= node.nextCheck) this.check(node);
+    for (const node of this.nodes) if (this.awaitsCheck(node) && now >= node.nextCheck) this.check(node);
     while (this.queue.length > 0 && now - this.queue[0]!.since >= WAIT_TIMEOUT) {
       const waiting = this.queue.shift()!;
       this.counters.clients_wait_timeout++;
@@ -448,6 +448,14 @@ export class LoadBalancer {
     if (node.state !== 'down') this.host.log(`[ NaCl LB ] node ${node.label} is down`);
     this.setState(node, 'down');
     node.nextCheck = this.host.now() + CHECK_RETRY;
+  }
+
+  /**
+   * A node that is down, or still unchecked because its first check found
+   * no free port, and has no check under way: tick() checks it once due.
+   */
+  private awaitsCheck(node: Node): boolean {
+    return node.state !== 'up' && !node.checking;
   }
 
   /** A plain TCP connect; success brings the node up, failure keeps it down. */

@@ -5,7 +5,7 @@ import { PortAllocator } from '../../runtime/port-allocator.ts';
 import { CHECK_INTERVAL, CHECK_RETRY, LoadBalancer, PORT_RETRY, WAIT_TIMEOUT } from '../../appliances/load-balancer.ts';
 import type { IrLoadBalancer, LbAlgorithm } from '../../compiler/ir.ts';
 import { parseIpv4Address } from '../../runtime/wire/ipv4.ts';
-import type { TcpSocket } from '../../runtime/tcp/stack.ts';
+import type { TcpSocket, TcpStack } from '../../runtime/tcp/stack.ts';
 import { client, echoServer, TcpNet } from '../helpers/tcp-net.ts';
 
 /*
@@ -26,6 +26,8 @@ interface Options {
   serverPorts?: PortAllocator;
   /** ms (--lb-idle-timeout). */
   idleTimeout?: number;
+  /** Runs before the balancer starts (its first node checks). */
+  beforeStart?: (servers: TcpStack, net: TcpNet) => void;
 }
 
 function setup(options: Options = {}) {
@@ -51,6 +53,7 @@ function setup(options: Options = {}) {
   const up = options.up ?? nodes.map((_, i) => i);
   const listen = (i: number) => echoServer(nodes[i]!, 8000, `node${i}`);
   for (const i of up) listen(i);
+  options.beforeStart?.(servers, net);
   lb.start();
   net.settle();
   let next = 100;
@@ -85,6 +88,23 @@ describe('the load balancer', () => {
     net.advance(500);
     expect(c.received()).toBe('node0\nx');
     expect(lb.counters.waiting).toBe(0);
+  });
+
+  it('checks again a node whose first check found no free port, once one is free', () => {
+    let holder: TcpSocket | null = null;
+    const { net, lb } = setup({
+      nodes: 1,
+      serverPorts: new PortAllocator(() => 0, 50000, 50000),
+      // Something else holds the servers' side only port when the balancer starts.
+      beforeStart: (servers, n) => {
+        holder = servers.connect(parseIpv4Address('10.0.2.10')!, 8000, () => {});
+        n.settle();
+      },
+    });
+    expect(lb.counters.nodes_up).toBe(0);
+    holder!.connection.abort();
+    net.advance(500);
+    expect(lb.counters.nodes_up).toBe(1);
   });
 
   it('times what it relays to a backend idle for a while from the clock: no RTT sample, nor RTO, from the backend\'s last segment', () => {
