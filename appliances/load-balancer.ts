@@ -264,17 +264,14 @@ export class LoadBalancer {
       if (session) return this.sessionEvent(session, 'backend', e);
       if (abandoned) return this.abandonedConnect(node, backend!, e);
       if (e.kind === 'connected') {
-        node.connecting--;
-        this.setState(node, 'up');
+        this.connectEnded(node, true);
         session = this.splice(waiting, backend!, node);
         // Whatever the client sent while it waited.
         this.pump(session, client.connection, backend!.connection, 'client');
         return;
       }
       if (e.kind === 'reset' || e.kind === 'closed') {
-        node.connecting--;
-        this.counters.backend_connect_failures++;
-        this.markDown(node);
+        this.connectEnded(node, false);
         waiting.tried.add(node);
         // Try the next node at once; with none left the client waits for a check to succeed.
         if (client.connection.state === 'closed') return;
@@ -311,19 +308,27 @@ export class LoadBalancer {
    */
   private abandonedConnect(node: Node, backend: TcpSocket, e: TcpEvent): void {
     if (e.kind === 'connected') {
-      node.connecting--;
-      this.setState(node, 'up');
+      this.connectEnded(node, true);
       backend.onEvent = ignore;
       backend.connection.close();
     } else if (e.kind === 'reset' || e.kind === 'closed') {
-      node.connecting--;
-      this.counters.backend_connect_failures++;
-      this.markDown(node);
+      this.connectEnded(node, false);
     } else {
       return;
     }
     // Its place under session_limit is free.
     this.drain();
+  }
+
+  /** A connect to the node finished: it answered, so it is up, or it did not, so it is down. */
+  private connectEnded(node: Node, answered: boolean): void {
+    node.connecting--;
+    if (answered) {
+      this.setState(node, 'up');
+    } else {
+      this.counters.backend_connect_failures++;
+      this.markDown(node);
+    }
   }
 
   private pick(waiting: Waiting): Node | null {
