@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { formatIpv4Address } from '../../runtime/wire/ipv4.ts';
-import { decide, describePacket, HOST_A, HOST_B, randomAclPackets, randomPolicy, routerConfig, type AclPacket, type AclPolicy } from '../helpers/acl-model.ts';
+import { decide, describePacket, HOST_A, HOST_B, nftTable, randomAclPackets, randomPolicy, routerConfig, type AclPacket, type AclPolicy } from '../helpers/acl-model.ts';
 import { describeRealNetwork, type Netns } from '../helpers/netns.ts';
 import { requireTool } from '../helpers/tools.ts';
-import { nftRules } from '../helpers/acl-model.ts';
 import { linuxRouter, ROUTER_A_SIDE, ROUTER_B_SIDE, type LinuxRouter } from './linux-router.ts';
 import { Topology, waitFor } from './topology.ts';
 
@@ -190,10 +189,7 @@ describeRealNetwork('the stateful firewall against Linux nftables, with real con
       expect(accepted).toBeGreaterThan(packets.length / 10);
       expect(accepted).toBeLessThan(packets.length - packets.length / 10);
 
-      const ruleset = `table ip nacl_connections {\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n${nftRules(policy, NFT_PREAMBLE)
-        .split('\n')
-        .map((l) => `    ${l}`)
-        .join('\n')}\n  }\n}\n`;
+      const ruleset = nftTable(policy, NFT_PREAMBLE);
       const linux = linuxRouter(ruleset, dir, [[`${SOURCES_ROUTE.net}/${SOURCES_ROUTE.prefix}`, 'via', A]]);
       routers.push(linux);
       await echoServers(linux.b, packets);

@@ -13,7 +13,7 @@ import {
   HOST_A,
   HOST_B,
   HOST_B_EXTRA,
-  nftRules,
+  nftTable,
   packetSpec,
   randomAclPackets,
   randomDnatPolicy,
@@ -60,21 +60,6 @@ const END_ID = 65000;
 /** What lets the test's own probes through a forward policy, outside the model: replies, and anything from A's real address. */
 const NACL_PREAMBLE = ['if (ct.state == established) { accept }', `if (ip.saddr == ${A}) { accept }`];
 const NFT_PREAMBLE = ['ct state established accept', `ip saddr ${A} accept`];
-
-function nftRuleset(policy: AclPolicy): string {
-  const rules = (preamble: string[]) =>
-    nftRules(policy, preamble)
-      .split('\n')
-      .map((l) => `    ${l}`)
-      .join('\n');
-  const chain = {
-    forward: `  chain forward {\n    type filter hook forward priority filter; policy accept;\n${rules(NFT_PREAMBLE)}\n  }`,
-    prerouting: `  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n${rules([])}\n  }`,
-    postrouting: `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n${rules([])}\n  }`,
-  }[policy.hook];
-  const masquerade = policy.masquerade ? `  chain hide_sources {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "b_side" masquerade\n  }\n` : '';
-  return `table ip nacl_differential {\n${chain}\n${masquerade}}\n`;
-}
 
 /** The DSCP the test's datagrams carry (CS1, TOS byte 0x20): the far host captures them, and drops them before it could answer. */
 const MARK_TOS = 0x20;
@@ -302,10 +287,11 @@ describeRealNetwork('forward filters and port forwards against Linux nftables, o
     expect(decided).toBeLessThan(packets.length - packets.length / 10);
     expect(decidedBy(policy, packets).filter((n) => n > 0).length).toBeGreaterThanOrEqual(policy.rules.length / 2);
 
-    const reference = referenceRouter(nftRuleset(policy));
+    const ruleset = nftTable(policy, NFT_PREAMBLE);
+    const reference = referenceRouter(ruleset);
     await resolveFarHost(reference.a);
     const byLinux = await crossing(reference.a, reference.b, 'eth0', packets, dst, `linux-${policy.hook}-${policy.seed}`);
-    expect(disagreements(expected, packets, byLinux), `Linux with\n${nftRuleset(policy)}`).toEqual([]);
+    expect(disagreements(expected, packets, byLinux), `Linux with\n${ruleset}`).toEqual([]);
 
     const topo = new Topology();
     try {

@@ -332,6 +332,26 @@ export function nftRules(policy: AclPolicy, preamble: readonly string[] = []): s
   return lines.join('\n');
 }
 
+/**
+ * A whole nftables table for a Linux router holding the policy: its chain
+ * for the policy's hook (a forward policy after `forwardPreamble`), and a
+ * masquerade on b_side when the policy masquerades.
+ */
+export function nftTable(policy: AclPolicy, forwardPreamble: readonly string[] = []): string {
+  const rules = (preamble: readonly string[]) =>
+    nftRules(policy, preamble)
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n');
+  const chain = {
+    forward: `  chain forward {\n    type filter hook forward priority filter; policy accept;\n${rules(forwardPreamble)}\n  }`,
+    prerouting: `  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n${rules([])}\n  }`,
+    postrouting: `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n${rules([])}\n  }`,
+  }[policy.hook];
+  const masquerade = policy.masquerade ? `  chain hide_sources {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "b_side" masquerade\n  }\n` : '';
+  return `table ip nacl_differential {\n${chain}\n${masquerade}}\n`;
+}
+
 /** The hosts on either side of the router: A sends, B receives (also on B_EXTRA, targets of port forwards). */
 export const HOST_A = '10.91.1.5';
 export const HOST_B = '10.91.2.5';
